@@ -1,0 +1,3 @@
+"""ppdet_lite: a compact PaddlePaddle toolkit mirroring PaddleDetection's PP-YOLOE family."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+from .workspace import (AttrDict, ConfigError, create, current_config, get_registered, load_config,
+                        merge_config, parse_overrides, register, serializable)
+
+__all__ = ['AttrDict', 'ConfigError', 'create', 'current_config', 'get_registered', 'load_config',
+           'merge_config', 'parse_overrides', 'register', 'serializable']

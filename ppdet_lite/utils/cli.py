@@ -1,0 +1,35 @@
+"""The command-line conventions shared by every tool (as PaddleDetection's ``tools/*.py``)."""
+
+import argparse
+
+from ppdet_lite.core.workspace import load_config, parse_overrides
+
+__all__ = ['ArgsParser', 'config_from_args']
+
+
+class ArgsParser(argparse.ArgumentParser):
+    """``-c/--config FILE`` and ``-o/--opt key=value ...``; ``args.opt`` comes back as a dict.
+
+    Values are YAML scalars (``-o use_gpu=false epoch=3 TrainReader.batch_size=4``); dotted keys
+    address nested sections.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault('formatter_class', argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.add_argument('-c', '--config', required=True, help='configuration file to use')
+        self.add_argument('-o', '--opt', nargs='*', default=[],
+                          help='override config options, e.g. -o weights=w.pdparams epoch=3')
+
+    def parse_args(self, argv=None, namespace=None):
+        args = super().parse_args(argv, namespace)
+        try:
+            args.opt = parse_overrides(args.opt)
+        except ValueError as e:
+            self.error(str(e))
+        return args
+
+
+def config_from_args(args):
+    """Load ``args.config`` and apply ``args.opt``; the result becomes the current config."""
+    return load_config(args.config, overrides=args.opt)
