@@ -410,3 +410,39 @@ def test_no_current_config_message():
             current_config()
 
     contextvars.copy_context().run(probe)
+
+
+def test_tag_of_class_registered_later_is_built_on_use(tmp_path):
+    path = write(tmp_path, 'a.yml', """
+        TrainDataset: !WsLateDataset {root: data}
+        WsScheduler:
+          schedulers: [!WsLateDataset {root: s1}]
+    """)
+    cfg = load_config(path)
+    assert 'WsLateDataset' in repr(cfg.TrainDataset)  # deferred: the class does not exist yet
+
+    @serializable
+    class WsLateDataset:
+        def __init__(self, root=None):
+            self.root = root
+
+    @register
+    class WsScheduler:
+        def __init__(self, schedulers=[]):
+            self.schedulers = schedulers
+
+    dataset = create('TrainDataset', cfg)
+    assert isinstance(dataset, WsLateDataset) and dataset.root == 'data'
+    assert create('TrainDataset', cfg) is dataset                  # built once
+    assert create('WsScheduler', cfg).schedulers[0].root == 's1'   # tags nested in sections
+
+
+def test_unknown_tag_names_file_and_line(tmp_path):
+    path = write(tmp_path, 'a.yml', """
+        log_iter: 1
+        TrainDataset: !WsDatset {dataset_dir: d}
+    """)
+    cfg = load_config(path)
+    with pytest.raises(ConfigError) as e:
+        create('TrainDataset', cfg)
+    assert f'{path}:3' in str(e.value) and "unknown tag !WsDatset; did you mean 'WsDataset'" in str(e.value)

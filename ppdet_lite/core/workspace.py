@@ -28,8 +28,8 @@ import os
 import yaml
 
 __all__ = [
-    'AttrDict', 'ConfigError', 'register', 'serializable', 'create', 'load_config', 'merge_config',
-    'get_registered', 'current_config', 'parse_overrides',
+    'AttrDict', 'ConfigError', 'DeferredTag', 'register', 'serializable', 'create', 'load_config',
+    'merge_config', 'get_registered', 'current_config', 'parse_overrides',
 ]
 
 BASE_KEY = '_BASE_'
@@ -111,29 +111,75 @@ class _Loader(yaml.SafeLoader):
     """Our own loader, so ``!ClassName`` tags never leak into other users of PyYAML."""
 
 
+_SERIALIZABLE = {}
+
+
+def _build_tagged(cls, args, kwargs, where):
+    tag = '!' + cls.__name__
+    if kwargs:
+        _check_keys(_ClassInfo(cls), kwargs, f'{where}: {tag}')
+    try:
+        return cls(*args, **kwargs)
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(f'{where}: building {tag} failed: {type(e).__name__}: {e}') from e
+
+
+class DeferredTag:
+    """A ``!ClassName`` whose class was not registered yet when the YAML was read.
+
+    Configs name datasets, transforms and schedulers that live in modules a tool may not have
+    imported; the object is built on first use (``create``, or ``build()``), and an unknown name
+    fails then, naming the file and line.
+    """
+
+    def __init__(self, name, args, kwargs, where):
+        self.name, self.args, self.kwargs, self.where = name, args, kwargs, where
+        self._built = None
+
+    def build(self):
+        """The object (built once; later calls return the same one, as for eager tags)."""
+        if self._built is None:
+            self._built = self._construct()
+        return self._built
+
+    def _construct(self):
+        cls = _SERIALIZABLE.get(self.name)
+        if cls is None:
+            raise ConfigError(f'{self.where}: unknown tag !{self.name}'
+                              f'{_did_you_mean(self.name, _SERIALIZABLE)} (is the module that '
+                              f'defines it imported?)')
+        return _build_tagged(cls, self.args, self.kwargs, self.where)
+
+    def __repr__(self):
+        return f'DeferredTag(!{self.name} at {self.where})'
+
+
+def _tag_arguments(loader, node):
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True), {}
+    if isinstance(node, yaml.MappingNode):
+        return [], loader.construct_mapping(node, deep=True)
+    value = loader.construct_scalar(node)
+    return ([] if value in ('', None) else [value]), {}
+
+
+def _construct_tag(loader, suffix, node):
+    where = f'{node.start_mark.name}:{node.start_mark.line + 1}'
+    args, kwargs = _tag_arguments(loader, node)
+    cls = _SERIALIZABLE.get(suffix)
+    if cls is None:
+        return DeferredTag(suffix, args, kwargs, where)
+    return _build_tagged(cls, args, kwargs, where)
+
+
+_Loader.add_multi_constructor('!', _construct_tag)
+
+
 def serializable(cls):
     """Class decorator: allow ``!ClassName {kwargs}`` / ``!ClassName [args]`` tags in YAML."""
-    tag = '!' + cls.__name__
-
-    def construct(loader, node):
-        where = f'{node.start_mark.name}:{node.start_mark.line + 1}'
-        if isinstance(node, yaml.SequenceNode):
-            args, kwargs = loader.construct_sequence(node, deep=True), {}
-        elif isinstance(node, yaml.MappingNode):
-            args, kwargs = [], loader.construct_mapping(node, deep=True)
-        else:
-            value = loader.construct_scalar(node)
-            args, kwargs = ([] if value in ('', None) else [value]), {}
-        if kwargs:
-            _check_keys(_ClassInfo(cls), kwargs, f'{where}: {tag}')
-        try:
-            return cls(*args, **kwargs)
-        except ConfigError:
-            raise
-        except Exception as e:
-            raise ConfigError(f'{where}: building {tag} failed: {type(e).__name__}: {e}') from e
-
-    _Loader.add_constructor(tag, construct)
+    _SERIALIZABLE[cls.__name__] = cls
     return cls
 
 
@@ -340,10 +386,21 @@ def validate(cfg):
             _check_keys(info, {key: section[key]}, where, skip_types=info.inject)
 
 
+def _materialise(obj):
+    """Build deferred tags anywhere inside ``obj`` (lists and dicts included)."""
+    if isinstance(obj, DeferredTag):
+        return obj.build()
+    if isinstance(obj, list):
+        return [_materialise(v) for v in obj]
+    if isinstance(obj, dict):
+        return type(obj)({k: _materialise(v) for k, v in obj.items()})
+    return obj
+
+
 def _resolve_inject(value, key, owner, cfg):
     """Build the object an ``__inject__`` argument names."""
     if value is None or not isinstance(value, (str, dict)):
-        return value  # already an object (or explicitly None)
+        return _materialise(value)  # already an object (or explicitly None)
     where = _origin_of(cfg, owner, key)
     if isinstance(value, dict):
         if 'name' not in value:
@@ -352,7 +409,7 @@ def _resolve_inject(value, key, owner, cfg):
         return _build(value['name'], cfg, args, referrer=f'{where}: {owner}.{key}')
     entry = cfg.get(value)
     if entry is not None and not isinstance(entry, dict):
-        return entry  # a tagged object stored under a top-level key
+        return _materialise(entry)  # a tagged object stored under a top-level key
     if value not in _REGISTRY and isinstance(entry, dict) and 'name' in entry:
         return _resolve_inject(entry, key, owner, cfg)
     return _build(value, cfg, {}, referrer=f'{where}: {owner}.{key}')
@@ -362,15 +419,15 @@ def _build(name, cfg, overrides, referrer=None, **from_config_kwargs):
     if name not in _REGISTRY:
         entry = cfg.get(name)
         if entry is not None and not isinstance(entry, dict):
-            return entry
+            return _materialise(entry)
         prefix = f'{referrer}: ' if referrer else ''
         raise ConfigError(f'{prefix}unknown class {name!r}{_did_you_mean(name, _REGISTRY)}')
     info = _REGISTRY[name]
     section = cfg.get(name)
     if section is not None and not isinstance(section, dict):
-        return section  # an already-built object
-    kwargs = dict(section or {})
-    kwargs.update(overrides)
+        return _materialise(section)  # an already-built object
+    kwargs = _materialise(dict(section or {}))
+    kwargs.update(_materialise(overrides))
     where = _origin_of(cfg, name)
     _check_keys(info, kwargs, referrer or where, skip_types=info.inject)
 
