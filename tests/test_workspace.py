@@ -446,3 +446,18 @@ def test_unknown_tag_names_file_and_line(tmp_path):
     with pytest.raises(ConfigError) as e:
         create('TrainDataset', cfg)
     assert f'{path}:3' in str(e.value) and "unknown tag !WsDatset; did you mean 'WsDataset'" in str(e.value)
+
+
+def test_top_level_name_dict_is_built(tmp_path):
+    # PaddleDetection 2.6 writes datasets as `TrainDataset: {name: COCODataSet, ...}`
+    path = write(tmp_path, 'a.yml', """
+        num_classes: 6
+        TrainAssigner:
+          name: WsAssigner
+          topk: 4
+    """)
+    built = create('TrainAssigner', load_config(path))
+    assert isinstance(built, WsAssigner) and (built.topk, built.num_classes) == (4, 6)
+    bad = write(tmp_path, 'b.yml', 'TrainAssigner: {name: WsAsigner}\n')
+    with pytest.raises(ConfigError, match=f"{bad}: TrainAssigner: unknown class 'WsAsigner'"):
+        create('TrainAssigner', load_config(bad))

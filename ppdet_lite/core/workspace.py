@@ -410,8 +410,6 @@ def _resolve_inject(value, key, owner, cfg):
     entry = cfg.get(value)
     if entry is not None and not isinstance(entry, dict):
         return _materialise(entry)  # a tagged object stored under a top-level key
-    if value not in _REGISTRY and isinstance(entry, dict) and 'name' in entry:
-        return _resolve_inject(entry, key, owner, cfg)
     return _build(value, cfg, {}, referrer=f'{where}: {owner}.{key}')
 
 
@@ -420,6 +418,10 @@ def _build(name, cfg, overrides, referrer=None, **from_config_kwargs):
         entry = cfg.get(name)
         if entry is not None and not isinstance(entry, dict):
             return _materialise(entry)
+        if isinstance(entry, dict) and 'name' in entry:
+            # a top-level key holding {name: ClassName, **args}, e.g. TrainDataset
+            args = {k: v for k, v in entry.items() if k != 'name'}
+            return _build(entry['name'], cfg, args, referrer=f'{_origin_of(cfg, name)}: {name}')
         prefix = f'{referrer}: ' if referrer else ''
         raise ConfigError(f'{prefix}unknown class {name!r}{_did_you_mean(name, _REGISTRY)}')
     info = _REGISTRY[name]
@@ -461,8 +463,8 @@ def create(cls_or_name, cfg=None, **kwargs):
     """Build a registered class from the config.
 
     Args:
-        cls_or_name (str | type): a registered class (or its name), or a top-level key holding a
-            tagged object (returned as is).
+        cls_or_name (str | type): a registered class (or its name), a top-level key holding a
+            tagged object (returned as is) or a ``{name: ClassName, **args}`` dict (built).
         cfg (dict | None): the config; defaults to the current one (see ``load_config``).
         **kwargs: passed to the class's ``from_config`` hook (e.g. ``input_shape=``), or straight
             to the constructor when it has none.
