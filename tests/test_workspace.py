@@ -461,3 +461,9 @@ def test_top_level_name_dict_is_built(tmp_path):
     bad = write(tmp_path, 'b.yml', 'TrainAssigner: {name: WsAsigner}\n')
     with pytest.raises(ConfigError, match=f"{bad}: TrainAssigner: unknown class 'WsAsigner'"):
         create('TrainAssigner', load_config(bad))
+
+
+def test_dict_overrides_accept_dotted_paths(detector_tree):
+    cfg = load_config(detector_tree, overrides={'WsHead.static_assigner.topk': 2, 'log_iter': 7})
+    assert cfg.log_iter == 7 and cfg.WsHead.static_assigner == {'name': 'WsAssigner', 'topk': 2}
+    assert create('WsHead', cfg).static_assigner.topk == 2

@@ -318,15 +318,31 @@ def parse_overrides(items):
     return result
 
 
+def _expand_dotted(overrides):
+    """``{'a.b': 1}`` -> ``{'a': {'b': 1}}``, so dict overrides address sections like ``-o``."""
+    result = {}
+    for key, value in overrides.items():
+        parts = str(key).split('.')
+        node = result
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+        if isinstance(node.get(parts[-1]), dict) and isinstance(value, dict):
+            _deep_merge(node[parts[-1]], value)
+        else:
+            node[parts[-1]] = value
+    return result
+
+
 def merge_config(overrides, cfg=None):
-    """Deep-merge ``overrides`` (a dict, or a list of ``key=value`` strings) into ``cfg``.
+    """Deep-merge ``overrides`` into ``cfg``: a list of ``key=value`` strings (``-o``), or a
+    dict whose keys may be dotted paths (``{'TrainReader.batch_size': 4}``).
 
     ``cfg`` defaults to the current config. Returns the merged config (merged in place).
     """
     cfg = current_config() if cfg is None else cfg
     if isinstance(overrides, (list, tuple)):
         overrides = parse_overrides(overrides)
-    overrides = _to_attrdict(copy.deepcopy(dict(overrides)))
+    overrides = _to_attrdict(_expand_dotted(copy.deepcopy(dict(overrides))))
     _deep_merge(cfg, overrides)
     origin = getattr(cfg, '__dict__', {}).get('_origin')
     if origin is not None:
