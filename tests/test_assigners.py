@@ -1,0 +1,486 @@
+"""ATSSAssigner and TaskAlignedAssigner: hand-computed cases, and the fast paths against a plain
+dense formulation of PaddleDetection 2.6's algorithms (``dense_atss`` / ``dense_tal`` below, the
+definition: every GT against every anchor, ``[B, n, L]`` tensors, ``paddle.topk`` over whole rows).
+
+Results are compared for exact equality, ties included.
+"""
+
+import math
+import statistics
+
+import numpy as np
+import paddle
+import paddle.nn.functional as F
+import pytest
+
+from ppdet_lite.modeling.assigners import ATSSAssigner, TaskAlignedAssigner
+from ppdet_lite.modeling.assigners.utils import points_in_boxes
+from ppdet_lite.modeling.bbox_utils import bbox_center, bbox_iou, generate_anchors_for_grid_cell
+
+BG = 80
+
+
+def grid_anchors(size, strides, cell=5.0):
+    """PP-YOLOE's anchors for a square image: boxes ``[L, 4]``, points ``[L, 2]``, level sizes."""
+    feats = [paddle.zeros([1, 1, math.ceil(size / s), math.ceil(size / s)]) for s in strides]
+    anchors, points, num_anchors_list, _ = generate_anchors_for_grid_cell(feats, strides, cell)
+    return anchors, points, num_anchors_list
+
+
+def tensors(gt_boxes, labels=None, dtype='int64'):
+    """One image's GT list -> ``gt_labels [1, n, 1]``, ``gt_bboxes [1, n, 4]``, ``pad_gt_mask``."""
+    boxes = np.asarray(gt_boxes, dtype='float32').reshape([1, -1, 4])
+    labels = np.zeros(boxes.shape[1]) if labels is None else np.asarray(labels)
+    return (paddle.to_tensor(labels.reshape([1, -1, 1]).astype(dtype)), paddle.to_tensor(boxes),
+            paddle.ones([1, boxes.shape[1], 1]))
+
+
+def positives(result):
+    """``{anchor: label}`` of the positive anchors of image 0."""
+    labels = result[0].numpy()[0]
+    return {int(a): int(labels[a]) for a in np.nonzero(labels != BG)[0]}
+
+
+def iou(overlap, area_a, area_b):
+    return overlap / (area_a + area_b - overlap)
+
+
+# ------------------------------------------------------------------------------------------------
+# ATSS by hand. One level: a 4 x 4 grid with stride 10, anchor centres at 5, 15, 25, 35 (anchor
+# index = 4 * row + col), anchors of side 20 (grid_cell_size 2) unless stated.
+
+
+def test_atss_threshold_is_mean_plus_unbiased_std():
+    anchors, _, counts = grid_anchors(40, [10], cell=2.0)
+    labels, boxes, mask = tensors([[0, 0, 6, 18]], labels=[3])  # area 108, centre (3, 9)
+    # The 5 anchor centres nearest (3, 9): a0 (5, 5) at 4.47, a4 (5, 15) at 6.32, a1 (15, 5) at
+    # 12.65, a5 (15, 15) at 13.42, a8 (5, 25) at 16.12 (next: a9 at 20.0). Overlaps with the GT:
+    ious = [iou(6 * 15, 108, 400),   # a0 [-5, -5, 15, 15]: 0.2153
+            iou(6 * 13, 108, 400),   # a4 [-5, 5, 15, 25]:  0.1814
+            iou(1 * 15, 108, 400),   # a1 [5, -5, 25, 15]:  0.0304
+            iou(1 * 13, 108, 400),   # a5 [5, 5, 25, 25]:   0.0263
+            iou(6 * 3, 108, 400)]    # a8 [-5, 15, 15, 35]: 0.0367
+    threshold = statistics.mean(ious) + statistics.stdev(ious)  # 0.1905 (N - 1 in the std)
+    assert ious[0] > threshold > ious[1]
+    # With the population std (N) the threshold would be 0.1807 and a4 would be positive too.
+    assert ious[1] > statistics.mean(ious) + statistics.pstdev(ious)
+
+    result = ATSSAssigner(topk=5)(anchors, counts, labels, boxes, mask, BG)
+    assert positives(result) == {0: 3}
+    np.testing.assert_array_equal(result[1].numpy()[0, 0], [0, 0, 6, 18])
+    assert result[2].numpy()[0, 0].tolist() == [1.0 if c == 3 else 0.0 for c in range(80)]
+
+
+def test_atss_positive_needs_centre_inside_gt():
+    anchors, _, counts = grid_anchors(40, [10], cell=3.0)  # anchors of side 30
+    gt = [0, 0, 6, 28]  # area 168, centre (3, 14)
+    # Nearest: a4 (5, 15) 2.24, a0 (5, 5) 9.22, a8 (5, 25) 11.18, a5 (15, 15) 12.04, a1 (15, 5) 15.
+    ious = [iou(6 * 28, 168, 900),   # a4 [-10, 0, 20, 30]:  0.1867
+            iou(6 * 20, 168, 900),   # a0 [-10, -10, 20, 20]: 0.1266
+            iou(6 * 18, 168, 900),   # a8 [-10, 10, 20, 40]: 0.1125
+            iou(6 * 28, 168, 900),   # a5 [0, 0, 30, 30]:    0.1867
+            iou(6 * 20, 168, 900)]   # a1 [0, -10, 30, 20]:  0.1266
+    threshold = statistics.mean(ious) + statistics.stdev(ious)  # 0.1837
+    assert ious[0] > threshold and ious[3] > threshold
+    # a5 passes the threshold but its centre x = 15 is outside the GT's [0, 6].
+    result = ATSSAssigner(topk=5)(anchors, counts, *tensors([gt]), BG)
+    assert positives(result) == {4: 0}
+
+
+def test_atss_anchor_claimed_by_two_gts_goes_to_higher_iou():
+    anchors, _, counts = grid_anchors(40, [10], cell=2.0)
+    # Alone, each GT's only positive is a0 [-5, -5, 15, 15]:
+    # GT 0 [0, 0, 6, 8]: IoU 48 / 400 = 0.12; GT 1 [0, 0, 8, 12]: IoU 96 / 400 = 0.24.
+    assigner = ATSSAssigner(topk=5)
+    assert positives(assigner(anchors, counts, *tensors([[0, 0, 6, 8]], [1]), BG)) == {0: 1}
+    assert positives(assigner(anchors, counts, *tensors([[0, 0, 8, 12]], [2]), BG)) == {0: 2}
+    labels, boxes, mask = tensors([[0, 0, 6, 8], [0, 0, 8, 12]], [1, 2])
+    result = assigner(anchors, counts, labels, boxes, mask, BG)
+    assert positives(result) == {0: 2}
+    np.testing.assert_array_equal(result[1].numpy()[0, 0], [0, 0, 8, 12])
+
+
+def test_atss_force_gt_matching():
+    anchors, _, counts = grid_anchors(40, [10], cell=2.0)
+    # A 2 x 2 GT around (22, 22) contains no anchor centre, so it has no positive. Its best IoU,
+    # 4 / 400, is shared by the four anchors covering it (a5, a6, a9, a10): the lowest index wins.
+    tiny = [21, 21, 23, 23]
+    assert positives(ATSSAssigner(topk=5)(anchors, counts, *tensors([tiny], [7]), BG)) == {}
+    forced = ATSSAssigner(topk=5, force_gt_matching=True)
+    assert positives(forced(anchors, counts, *tensors([tiny], [7]), BG)) == {5: 7}
+    # With a second such GT whose best anchor is also a5, neither takes it (PaddleDetection's
+    # rule: only an anchor that is the best of exactly one GT is forced).
+    other = [16, 16, 18, 18]
+    assert positives(forced(anchors, counts, *tensors([tiny, other], [7, 8]), BG)) == {}
+
+
+def test_atss_soft_scores():
+    anchors, _, counts = grid_anchors(40, [10], cell=2.0)
+    labels, boxes, mask = tensors([[0, 0, 8, 12]], [2])  # positive: a0 only
+    pred = paddle.zeros([1, 16, 4])
+    pred[0, 0] = paddle.to_tensor([0.0, 0.0, 8.0, 6.0])  # IoU with the GT: 48 / 96 = 0.5
+    result = ATSSAssigner(topk=5)(anchors, counts, labels, boxes, mask, BG, pred_bboxes=pred)
+    assert result[2].numpy()[0, 0, 2] == pytest.approx(0.5)
+    assert result[2].numpy().sum() == pytest.approx(0.5)
+    gt_scores = paddle.full([1, 1, 1], 0.7)
+    result = ATSSAssigner(topk=5)(anchors, counts, labels, boxes, mask, BG, gt_scores=gt_scores)
+    assert result[2].numpy()[0, 0, 2] == pytest.approx(0.7)
+    assert result[2].numpy().sum() == pytest.approx(0.7)
+
+
+# ------------------------------------------------------------------------------------------------
+# TAL by hand: same 4 x 4 grid of anchor points; alpha 1, beta 2 so that t = s * u ** 2.
+
+
+def tal_inputs(scores, boxes):
+    """Class-0 scores and predicted boxes for the listed anchors, zeros elsewhere."""
+    pred_scores, pred_boxes = np.zeros([1, 16, 80], 'float32'), np.zeros([1, 16, 4], 'float32')
+    for a, s in scores.items():
+        pred_scores[0, a, 0] = s
+    for a, b in boxes.items():
+        pred_boxes[0, a] = b
+    return paddle.to_tensor(pred_scores), paddle.to_tensor(pred_boxes)
+
+
+def test_tal_topk_of_alignment_among_anchors_inside_gt():
+    _, points, counts = grid_anchors(40, [10])
+    gt = [0, 0, 20, 20]  # area 400; points inside: a0 (5, 5), a1 (15, 5), a4 (5, 15), a5 (15, 15)
+    full, top_half, quarter = [0, 0, 20, 20], [0, 0, 20, 10], [0, 0, 10, 10]  # IoU 1, 0.5, 0.25
+    scores = {0: 0.9, 1: 0.5, 4: 0.8, 5: 0.6, 2: 1.0}  # a2 (25, 5) is outside the GT
+    boxes = {0: top_half, 1: full, 4: top_half, 5: quarter, 2: full}
+    t = {0: 0.9 * 0.5 ** 2, 1: 0.5 * 1.0 ** 2, 4: 0.8 * 0.5 ** 2, 5: 0.6 * 0.25 ** 2}
+    #    = 0.225,            0.5,              0.2,              0.0375
+    # top 2 by t: a1 (0.5) and a0 (0.225); a2 would have t = 1 but its point is outside the GT.
+    pred_scores, pred_boxes = tal_inputs(scores, boxes)
+    assigner = TaskAlignedAssigner(topk=2, alpha=1.0, beta=2.0)
+    result = assigner(pred_scores, pred_boxes, points, counts, *tensors([gt]), BG)
+    assert positives(result) == {0: 0, 1: 0}
+    # Normalised target: t / max t of the GT * max IoU of its positives = t / 0.5 * 1.0.
+    max_t, max_u = t[1], 1.0
+    assert result[2].numpy()[0, 1, 0] == pytest.approx(t[1] / max_t * max_u)  # 1.0
+    assert result[2].numpy()[0, 0, 0] == pytest.approx(t[0] / max_t * max_u)  # 0.45
+    assert result[2].numpy().sum() == pytest.approx(1.45)
+
+
+def test_tal_anchor_claimed_by_two_gts_goes_to_higher_iou():
+    _, points, counts = grid_anchors(40, [10])
+    # Both GTs contain only the point of a5 (15, 15); its predicted box [10, 10, 20, 20] has
+    # IoU 100 / 144 with GT 0 [10, 10, 22, 22] and 100 / 100 with GT 1 [10, 10, 20, 20].
+    pred_scores, pred_boxes = tal_inputs({5: 0.5}, {5: [10, 10, 20, 20]})
+    labels, boxes, mask = tensors([[10, 10, 22, 22], [10, 10, 20, 20]], [0, 0])
+    result = TaskAlignedAssigner(topk=2)(pred_scores, pred_boxes, points, counts, labels, boxes,
+                                         mask, BG)
+    assert positives(result) == {5: 0}
+    np.testing.assert_array_equal(result[1].numpy()[0, 5], [10, 10, 20, 20])  # GT 1's box
+    assert result[2].numpy()[0, 5, 0] == pytest.approx(1.0)  # t / max t * IoU 1
+
+
+# ------------------------------------------------------------------------------------------------
+# The dense definition (PaddleDetection 2.6's algorithm, written plainly).
+
+
+def dense_targets(positive, gt_labels, gt_bboxes, bg_index, num_classes):
+    """``positive [B, n, L]`` bool, at most one GT per anchor -> labels, boxes, one-hot scores."""
+    has_gt = positive.any(axis=1)
+    gt_index = positive.astype('float32').argmax(axis=1)  # first positive GT, else slot 0
+    labels = paddle.take_along_axis(gt_labels[..., 0], gt_index, axis=1)
+    labels = paddle.where(has_gt, labels, paddle.full_like(labels, bg_index))
+    bboxes = paddle.take_along_axis(gt_bboxes, gt_index.unsqueeze(-1).tile([1, 1, 4]), axis=1)
+    one_hot = F.one_hot(labels.astype('int64'), num_classes + 1)
+    keep = [c for c in range(num_classes + 1) if c != bg_index]
+    return labels, bboxes, paddle.index_select(one_hot, paddle.to_tensor(keep), axis=-1)
+
+
+def resolve_dense(positive, ious):
+    """Anchors positive for several GTs go to the GT with the highest IoU (first on ties)."""
+    best_gt = F.one_hot(ious.argmax(axis=1), ious.shape[1]).transpose([0, 2, 1]) > 0
+    contested = positive.astype('int64').sum(axis=1, keepdim=True) > 1
+    return (contested & best_gt) | (~contested & positive)
+
+
+def dense_atss(anchors, counts, gt_labels, gt_bboxes, pad_gt_mask, bg_index, num_classes, topk=9,
+               force_gt_matching=False, gt_scores=None, pred_bboxes=None):
+    """ATSS over every (GT, anchor) pair: ATSSAssigner's arguments, its (labels, boxes, scores)."""
+    batch_size, num_gts, _ = gt_bboxes.shape
+    num_anchors = anchors.shape[0]
+    if num_gts == 0:
+        return (paddle.full([batch_size, num_anchors], bg_index, gt_labels.dtype),
+                paddle.zeros([batch_size, num_anchors, 4]),
+                paddle.zeros([batch_size, num_anchors, num_classes]))
+    real = pad_gt_mask > 0
+    ious = bbox_iou(gt_bboxes.unsqueeze(2), anchors.reshape([1, 1, -1, 4]), 1e-10)
+    distances = (bbox_center(gt_bboxes).unsqueeze(2) -
+                 bbox_center(anchors).reshape([1, 1, -1, 2])).norm(2, axis=-1)
+    candidates, start = [], 0
+    for count in counts:
+        level = distances[:, :, start:start + count]
+        candidates.append(paddle.topk(level, topk, axis=-1, largest=False)[1] + start)
+        start += count
+    candidates = paddle.concat(candidates, axis=-1)
+    is_candidate = paddle.put_along_axis(paddle.zeros(ious.shape), candidates, 1.0, axis=-1) > 0
+    candidate_ious = paddle.take_along_axis(ious, candidates, axis=-1)
+    threshold = (candidate_ious.mean(axis=-1, keepdim=True) +
+                 candidate_ious.std(axis=-1, keepdim=True))
+    inside = points_in_boxes(bbox_center(anchors).reshape([1, 1, -1, 2]), gt_bboxes.unsqueeze(2))
+    positive = is_candidate & (ious > threshold) & inside & real
+    positive = resolve_dense(positive, ious)
+    if force_gt_matching:
+        best_anchor = (F.one_hot(ious.argmax(axis=-1), num_anchors) > 0) & real
+        sole_best = best_anchor.astype('int64').sum(axis=1, keepdim=True) == 1
+        positive = (sole_best & best_anchor) | (~sole_best & positive)
+    labels, bboxes, scores = dense_targets(positive, gt_labels, gt_bboxes, bg_index, num_classes)
+    if pred_bboxes is not None:
+        pred_ious = bbox_iou(gt_bboxes.unsqueeze(2), pred_bboxes.unsqueeze(1), 1e-9)
+        scores = scores * (pred_ious * positive.astype('float32')).max(axis=1).unsqueeze(-1)
+    elif gt_scores is not None:
+        gt_index = positive.astype('float32').argmax(axis=1)
+        gathered = paddle.take_along_axis(gt_scores[..., 0], gt_index, axis=1)
+        gathered = paddle.where(positive.any(axis=1), gathered, paddle.zeros_like(gathered))
+        scores = scores * gathered.unsqueeze(-1)
+    return labels, bboxes, scores
+
+
+def dense_tal(pred_scores, pred_bboxes, points, counts, gt_labels, gt_bboxes, pad_gt_mask, bg_index,
+              topk=13, alpha=1.0, beta=6.0, eps=1e-9):
+    """TAL over every (GT, anchor) pair: TaskAlignedAssigner's arguments and result."""
+    batch_size, num_anchors, num_classes = pred_scores.shape
+    num_gts = gt_bboxes.shape[1]
+    if num_gts == 0:
+        return (paddle.full([batch_size, num_anchors], bg_index, gt_labels.dtype),
+                paddle.zeros([batch_size, num_anchors, 4]),
+                paddle.zeros([batch_size, num_anchors, num_classes]))
+    real = pad_gt_mask > 0
+    ious = bbox_iou(gt_bboxes.unsqueeze(2), pred_bboxes.unsqueeze(1), 1e-9)
+    class_index = gt_labels.astype('int64').expand([batch_size, num_gts, num_anchors])
+    class_scores = paddle.take_along_axis(pred_scores.transpose([0, 2, 1]), class_index, axis=1)
+    alignment = class_scores.pow(alpha) * ious.pow(beta)
+    inside = points_in_boxes(points.reshape([1, 1, -1, 2]), gt_bboxes.unsqueeze(2))
+    top = paddle.topk(alignment * inside.astype('float32'), topk, axis=-1)[1]
+    is_top = paddle.put_along_axis(paddle.zeros(ious.shape), top, 1.0, axis=-1) > 0
+    positive = resolve_dense(is_top & inside & real, ious)
+    labels, bboxes, scores = dense_targets(positive, gt_labels, gt_bboxes, bg_index, num_classes)
+    alignment = alignment * positive.astype('float32')
+    max_alignment = alignment.max(axis=-1, keepdim=True)
+    max_iou = (ious * positive.astype('float32')).max(axis=-1, keepdim=True)
+    normalised = (alignment / (max_alignment + eps) * max_iou).max(axis=1)
+    return labels, bboxes, scores * normalised.unsqueeze(-1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Random batches
+
+
+def random_batch(rng, size=128, batch_size=3, num_gts=6, num_classes=6, integer=False,
+                 tied_predictions=False):
+    """Realistic small batch: boxes of 1-80 % of the image (some tiny, some partly outside, some
+    duplicated), padded GT slots at the end, images without GT, predictions around the anchors."""
+    anchors, points, counts = grid_anchors(size, [8, 16, 32])
+    num_anchors = points.shape[0]
+    wh = np.exp(rng.uniform(np.log(0.01 * size), np.log(0.8 * size), (batch_size, num_gts, 2)))
+    tiny = rng.uniform(size=(batch_size, num_gts, 1)) < 0.1
+    wh = np.where(tiny, rng.uniform(0.5, 3, wh.shape), wh)
+    centre = rng.uniform(0, size, (batch_size, num_gts, 2))
+    outside = rng.uniform(size=(batch_size, num_gts, 1)) < 0.1
+    centre = np.where(outside, rng.uniform(-0.2 * size, 1.2 * size, centre.shape), centre)
+    boxes = np.concatenate([centre - wh / 2, centre + wh / 2], axis=-1)
+    if integer:  # integer corners put GT centres on grid symmetry lines: distance ties
+        boxes = np.round(boxes)
+    if num_gts > 1:
+        duplicate = rng.uniform(size=(batch_size, num_gts)) < 0.1
+        boxes[duplicate] = boxes[:, :1].repeat(num_gts, axis=1)[duplicate]
+    num_real = rng.integers(0, num_gts + 1, batch_size)
+    num_real[rng.uniform(size=batch_size) < 0.3] = num_gts
+    mask = (np.arange(num_gts)[None] < num_real[:, None]).astype('float32')[..., None]
+    boxes = boxes * mask
+    labels = rng.integers(0, num_classes, (batch_size, num_gts, 1)) * mask.astype('int64')
+    logits = rng.uniform(-8, 3, (batch_size, num_anchors, num_classes))
+    distance = np.exp(rng.uniform(0, np.log(size / 3), (batch_size, num_anchors, 4)))
+    if tied_predictions:  # few distinct values, and degenerate boxes: alignment ties and zeros
+        logits, distance = np.round(logits), np.round(distance / 4) * 4
+    pred = np.concatenate([points.numpy() - distance[..., :2], points.numpy() + distance[..., 2:]],
+                          axis=-1)
+    gt_scores = rng.uniform(0.1, 1, (batch_size, num_gts, 1))
+    as_float = lambda a: paddle.to_tensor(a.astype('float32'))  # noqa: E731
+    return dict(anchors=anchors, points=points, counts=counts, gt_labels=paddle.to_tensor(labels),
+                gt_bboxes=as_float(boxes), pad_gt_mask=as_float(mask),
+                pred_scores=as_float(1 / (1 + np.exp(-logits))), pred_bboxes=as_float(pred),
+                gt_scores=as_float(gt_scores))
+
+
+def run_atss(assigner, d, **kwargs):
+    """``assigner`` (ATSSAssigner or dense_atss with its options bound) on a random batch."""
+    return assigner(d['anchors'], d['counts'], d['gt_labels'], d['gt_bboxes'], d['pad_gt_mask'],
+                    BG, **kwargs)
+
+
+def run_tal(assigner, d):
+    """``assigner`` (TaskAlignedAssigner or dense_tal with its options bound) on a random batch."""
+    return assigner(d['pred_scores'], d['pred_bboxes'], d['points'], d['counts'], d['gt_labels'],
+                    d['gt_bboxes'], d['pad_gt_mask'], BG)
+
+
+def dense(reference, **options):
+    """The dense definition as an assigner callable with ``options`` bound."""
+    if reference is dense_atss:
+        return lambda *args, **kwargs: dense_atss(*args, BG, **options, **kwargs)
+    return lambda *args: dense_tal(*args, **options)
+
+
+def assert_same(fast, dense):
+    for name, a, b in zip(['labels', 'bboxes', 'scores'], fast, dense):
+        assert a.shape == b.shape, name
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+
+
+ATSS_MODES = [dict(), dict(force_gt_matching=True), dict(pred_bboxes=True), dict(gt_scores=True)]
+
+
+@pytest.mark.parametrize('mode', range(len(ATSS_MODES)))
+@pytest.mark.parametrize('integer', [False, True])
+def test_atss_equals_dense_definition(mode, integer):
+    rng = np.random.default_rng(10 * mode + integer)
+    options = ATSS_MODES[mode]
+    force = options.get('force_gt_matching', False)
+    fast = ATSSAssigner(topk=9, num_classes=BG, force_gt_matching=force)
+    for num_gts in [1, 4, 12, 12, 24]:
+        d = random_batch(rng, num_gts=num_gts, num_classes=BG, integer=integer)
+        extra = {key: d[key] for key in ('pred_bboxes', 'gt_scores') if options.get(key)}
+        expected = run_atss(dense(dense_atss, force_gt_matching=force), d, **extra)
+        assert_same(run_atss(fast, d, **extra), expected)
+
+
+@pytest.mark.parametrize('tied_predictions', [False, True])
+@pytest.mark.parametrize('integer', [False, True])
+def test_tal_equals_dense_definition(tied_predictions, integer):
+    rng = np.random.default_rng(2 * tied_predictions + integer)
+    for num_gts in [1, 4, 12, 12, 24]:
+        d = random_batch(rng, num_gts=num_gts, num_classes=BG, integer=integer,
+                         tied_predictions=tied_predictions)
+        assert_same(run_tal(TaskAlignedAssigner(), d), run_tal(dense(dense_tal), d))
+
+
+def test_tal_small_topk_and_other_exponents():
+    rng = np.random.default_rng(7)
+    for topk, alpha, beta in [(1, 1.0, 6.0), (4, 0.5, 2.0), (30, 2.0, 1.0)]:
+        d = random_batch(rng, num_gts=10, num_classes=BG, tied_predictions=topk == 4)
+        options = dict(topk=topk, alpha=alpha, beta=beta)
+        assert_same(run_tal(TaskAlignedAssigner(**options), d),
+                    run_tal(dense(dense_tal, **options), d))
+
+
+def test_atss_other_topk_and_image_shapes():
+    rng = np.random.default_rng(8)
+    for size, topk in [(96, 3), (160, 9), (224, 15)]:  # 160 and 224: L not a multiple of 8
+        d = random_batch(rng, size=size, num_gts=10, num_classes=BG, integer=True)
+        options = dict(topk=topk, force_gt_matching=True)
+        assert_same(run_atss(ATSSAssigner(num_classes=BG, **options), d),
+                    run_atss(dense(dense_atss, **options), d))
+
+
+def gt_batch(centres, sides):
+    """One image with GT boxes of the given centres and (w, h), labels 0, 1, 2, ..."""
+    boxes = [[cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+             for (cx, cy), (w, h) in zip(centres, sides)]
+    return tensors(boxes, labels=np.arange(len(boxes)) % BG)
+
+
+# paddle.topk (CPU) selects by nth_element in rows of up to 64 k values, by heap in longer rows.
+@pytest.mark.parametrize('size', [128, 320])
+def test_atss_distance_ties_go_the_way_of_topk_over_the_whole_row(size):
+    # Centres on multiples of 8 sit between anchor columns/rows: candidates come in equidistant
+    # pairs and quadruples, and the k-th nearest is tied with the (k+1)-th.
+    rng = np.random.default_rng(size)
+    anchors, _, counts = grid_anchors(size, [8, 16, 32])
+    gts = gt_batch(rng.integers(1, size // 8, (60, 2)) * 8.0, rng.integers(2, 40, (60, 2)) * 4.0)
+    assert_same(ATSSAssigner(num_classes=BG)(anchors, counts, *gts, BG),
+                dense_atss(anchors, counts, *gts, BG, BG))
+
+
+@pytest.mark.parametrize('shape', [(8.0, 16.0), (16.0, 8.0)])
+def test_atss_tie_between_anchors_of_equal_iou_only_one_inside(shape):
+    # GT centre at (-2, -6) from a stride-8 anchor centre. Nearest anchor: offset (2, -2); then a
+    # tie at the 2nd place between offsets (2, 6) and (-6, -2), both at sqrt(40). Both 40 px anchors
+    # contain the whole GT, so both have IoU 128 / 1600 (positive), but only one has its centre
+    # inside the GT: which one paddle.topk picks decides the positive.
+    anchors, _, counts = grid_anchors(640, [8, 16, 32])
+    cols, rows = np.meshgrid(np.arange(2, 78, 3), np.arange(2, 78, 7))
+    centres = np.stack([8 * cols.ravel() + 2, 8 * rows.ravel() - 2], axis=1).astype('float64')
+    gts = gt_batch(centres, np.tile([shape], (len(centres), 1)))
+    assert_same(ATSSAssigner(topk=2, num_classes=BG)(anchors, counts, *gts, BG),
+                dense_atss(anchors, counts, *gts, BG, BG, topk=2))
+
+
+def test_atss_gt_centre_far_outside_the_grid():
+    # The nearest anchors of a far-away centre spread along the grid's border, beyond the window.
+    rng = np.random.default_rng(14)
+    anchors, _, counts = grid_anchors(640, [8, 16, 32])
+    gts = gt_batch(rng.uniform(-640, 1280, (60, 2)), rng.uniform(320, 1280, (60, 2)))
+    assert_same(ATSSAssigner(num_classes=BG)(anchors, counts, *gts, BG),
+                dense_atss(anchors, counts, *gts, BG, BG))
+
+
+def test_irregular_anchors_take_the_exhaustive_path():
+    rng = np.random.default_rng(9)
+    d = random_batch(rng, num_gts=10, num_classes=BG, integer=True)
+    # Level 0 in column-major order and level 1 with one anchor enlarged: neither is a row-major
+    # grid of equal anchors, so the assigners must fall back to measuring every anchor.
+    counts = d['counts']
+    order = np.arange(counts[0]).reshape(16, 16).T.ravel()
+    order = np.concatenate([order, np.arange(counts[0], sum(counts))])
+    anchors, points = d['anchors'].numpy()[order], d['points'].numpy()[order]
+    anchors[counts[0] + 5] += [-3, -3, 3, 3]
+    d['anchors'], d['points'] = paddle.to_tensor(anchors), paddle.to_tensor(points)
+    d['pred_bboxes'] = paddle.to_tensor(d['pred_bboxes'].numpy()[:, order])
+    d['pred_scores'] = paddle.to_tensor(d['pred_scores'].numpy()[:, order])
+    assert_same(run_atss(ATSSAssigner(num_classes=BG, force_gt_matching=True), d),
+                run_atss(dense(dense_atss, force_gt_matching=True), d))
+    assert_same(run_tal(TaskAlignedAssigner(), d), run_tal(dense(dense_tal), d))
+
+
+def test_batched_equals_per_image():
+    rng = np.random.default_rng(11)
+    d = random_batch(rng, batch_size=4, num_gts=12, num_classes=BG, integer=True)
+    atss, tal = ATSSAssigner(num_classes=BG), TaskAlignedAssigner()
+    together = [run_atss(atss, d, pred_bboxes=d['pred_bboxes']), run_tal(tal, d)]
+    for b in range(4):
+        num_real = int(d['pad_gt_mask'].numpy()[b].sum())
+        # Each image alone, with its own padding: its real GTs plus 3 empty slots.
+        alone = dict(d)
+        for key in ('gt_labels', 'gt_bboxes', 'pad_gt_mask'):
+            value = d[key].numpy()[b:b + 1, :num_real]
+            padding = np.zeros((1, 3, value.shape[2]), value.dtype)
+            alone[key] = paddle.to_tensor(np.concatenate([value, padding], axis=1))
+        for key in ('pred_bboxes', 'pred_scores'):
+            alone[key] = d[key][b:b + 1]
+        single = [run_atss(atss, alone, pred_bboxes=alone['pred_bboxes']), run_tal(tal, alone)]
+        for batched, one in zip(together, single):
+            for part_of_batch, part_alone in zip(batched, one):
+                np.testing.assert_array_equal(part_of_batch.numpy()[b], part_alone.numpy()[0])
+
+
+def test_images_without_gt_and_empty_batches():
+    rng = np.random.default_rng(12)
+    d = random_batch(rng, num_gts=5, num_classes=BG)
+    d['pad_gt_mask'] = paddle.zeros_like(d['pad_gt_mask'])  # every slot padding
+    for result in (run_atss(ATSSAssigner(num_classes=BG, force_gt_matching=True), d),
+                   run_tal(TaskAlignedAssigner(), d)):
+        assert (result[0].numpy() == BG).all() and not result[2].numpy().any()
+    for key, width in (('gt_labels', 1), ('gt_bboxes', 4), ('pad_gt_mask', 1)):
+        d[key] = paddle.zeros([3, 0, width], d[key].dtype)
+    for result in (run_atss(ATSSAssigner(num_classes=BG), d), run_tal(TaskAlignedAssigner(), d)):
+        assert result[0].shape == [3, 336] and (result[0].numpy() == BG).all()
+        assert result[1].shape == [3, 336, 4] and result[2].shape == [3, 336, BG]
+        assert not result[1].numpy().any() and not result[2].numpy().any()
+
+
+@pytest.mark.parametrize('dtype', ['int32', 'int64'])
+def test_label_dtypes(dtype):
+    rng = np.random.default_rng(13)
+    d = random_batch(rng, num_gts=8, num_classes=BG)
+    reference = [run_atss(ATSSAssigner(num_classes=BG), d), run_tal(TaskAlignedAssigner(), d)]
+    d['gt_labels'] = d['gt_labels'].astype(dtype)
+    results = [run_atss(ATSSAssigner(num_classes=BG), d), run_tal(TaskAlignedAssigner(), d)]
+    for result, expected in zip(results, reference):
+        assert result[0].dtype == d['gt_labels'].dtype
+        for a, b in zip(result, expected):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
