@@ -4,8 +4,6 @@ Numerical parity with PaddleDetection itself is checked outside the repo (the te
 ppdet); here every check is against the reference state-dict lists or a hand computation.
 """
 
-import json
-import os
 
 import numpy as np
 import paddle
@@ -19,7 +17,8 @@ from ppdet_lite.modeling.necks import CustomCSPPAN
 from ppdet_lite.modeling.ops import get_act_fn
 from ppdet_lite.modeling.shape_spec import ShapeSpec
 
-REFERENCE = os.path.join(os.path.dirname(__file__), '..', '..', 'shared', 'reference')
+from conftest import reference_layout, state_layout
+
 SIZES = {'s': (0.50, 0.33), 'm': (0.75, 0.67), 'l': (1.0, 1.0), 'x': (1.25, 1.33)}
 
 
@@ -32,26 +31,6 @@ def build_ppyoloe(width_mult, depth_mult, **extra):
                         out_channels=[768, 384, 192], stage_num=1, block_num=3, act='swish',
                         spp=True, width_mult=width_mult, depth_mult=depth_mult, **extra)
     return backbone, neck
-
-
-def read_reference(size, prefixes=('backbone.', 'neck.')):
-    path = os.path.join(REFERENCE, f'ppyoloe_crn_{size}_state_dict.tsv')
-    if not os.path.exists(path):
-        pytest.skip(f'reference list {path} not available')
-    rows = []
-    with open(path) as f:
-        for line in f:
-            if line.startswith('#') or not line.strip():
-                continue
-            key, shape, dtype = line.rstrip('\n').split('\t')
-            if key.startswith(prefixes):
-                rows.append((key, json.loads(shape), dtype))
-    return rows
-
-
-def layout(prefix, layer):
-    return [(prefix + k, list(v.shape), str(v.dtype).split('.')[-1])
-            for k, v in layer.state_dict().items()]
 
 
 def randomize_bn(layer, seed=0):
@@ -77,8 +56,8 @@ def max_diff(a, b):
 @pytest.mark.parametrize('size', list(SIZES))
 def test_state_dict_matches_paddledetection(size):
     backbone, neck = build_ppyoloe(*SIZES[size])
-    ours = layout('backbone.', backbone) + layout('neck.', neck)
-    reference = read_reference(size)
+    ours = state_layout(backbone, 'backbone.') + state_layout(neck, 'neck.')
+    reference = reference_layout(size, 'backbone.') + reference_layout(size, 'neck.')
     assert [k for k, _, _ in ours] == [k for k, _, _ in reference]
     assert ours == reference
 

@@ -1,8 +1,12 @@
 """PP-YOLOE model components; each subpackage exports its classes (``backbones.CSPResNet``, ...).
 
-Importing a subpackage registers its classes with ``ppdet_lite.core.workspace``.
+Importing this package registers every class with ``ppdet_lite.core.workspace``.
 """
 
 from . import layers
 from . import backbones
 from . import necks
+from . import assigners
+from . import losses
+from . import heads
+from . import architectures

@@ -3,6 +3,7 @@
 from .conv_bn import ConvBNLayer
 from .drop_block import DropBlock
 from .ese import EffectiveSELayer
+from .multiclass_nms import MultiClassNMS
 from .repvgg import RepVggBlock
 
-__all__ = ['ConvBNLayer', 'DropBlock', 'EffectiveSELayer', 'RepVggBlock']
+__all__ = ['ConvBNLayer', 'DropBlock', 'EffectiveSELayer', 'MultiClassNMS', 'RepVggBlock']

@@ -1,0 +1,151 @@
+"""PP-YOLOE's training loss: label assignment, then classification, GIoU, DFL and L1 terms.
+
+Units: the head predicts boxes in *strides* (grid units of each anchor's level); assigners work in
+input-image pixels. This module converts between the two and computes every regression term in
+strides, as PaddleDetection does, so the loss values are identical to its PPYOLOEHead's.
+
+Normalisation: classification, GIoU and DFL sums are divided by the sum of all assigned soft
+scores in the batch (averaged over ranks when distributed, and at least 1), so the loss scale does
+not depend on how many anchors were assigned or on the per-rank batch composition.
+"""
+
+import paddle
+import paddle.nn.functional as F
+
+from .dfl import dfl_targets, distribution_focal_loss
+from .iou_loss import GIoULoss
+from .varifocal_loss import focal_loss, varifocal_loss
+
+__all__ = ['PPYOLOELoss']
+
+# Class-balance factor of the focal loss (when VFL is off): 0.25 with the static (ATSS) assigner's
+# IoU targets; none with the task-aligned assigner, whose targets are already normalised per GT.
+STATIC_FOCAL_ALPHA = 0.25
+DYNAMIC_FOCAL_ALPHA = -1
+
+
+class PPYOLOELoss(object):
+    """Loss of ``PPYOLOEHead``; the head builds it from its own config arguments.
+
+    Args:
+        num_classes (int): C; the assigners' background label is C.
+        reg_max (int): last DFL bin; each box side is a distribution over reg_max + 1 bins.
+        static_assigner_epoch (int): epochs (0-based ``epoch_id`` below it) using ``static_assigner``.
+        static_assigner: ATSS-style callable ``(anchors, num_anchors_list, gt_labels, gt_bboxes,
+            pad_gt_mask, bg_index=, pred_bboxes=)``.
+        assigner: task-aligned callable ``(pred_scores, pred_bboxes, anchor_points,
+            num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask, bg_index=)``.
+            Both return ``(assigned_labels [B, L] int, assigned_bboxes [B, L, 4] pixels,
+            assigned_scores [B, L, C] float32, ...)``; extra outputs are ignored.
+        use_varifocal_loss (bool): VFL if True, else focal loss.
+        loss_weight (dict): weights of 'class', 'iou' and 'dfl' in the total ``loss``.
+    """
+
+    def __init__(self, num_classes=80, reg_max=16, static_assigner_epoch=4, static_assigner=None,
+                 assigner=None, use_varifocal_loss=True, loss_weight=None):
+        self.num_classes = num_classes
+        self.reg_max = reg_max
+        self.static_assigner_epoch = static_assigner_epoch
+        self.static_assigner = static_assigner
+        self.assigner = assigner
+        self.use_varifocal_loss = use_varifocal_loss
+        self.loss_weight = loss_weight or {'class': 1.0, 'iou': 2.5, 'dfl': 0.5}
+        self.iou_loss = GIoULoss()
+
+    def __call__(self, head_outs, targets):
+        """
+        Args:
+            head_outs (tuple): from ``PPYOLOEHead.forward_train``:
+                pred_scores [B, L, C] float32 sigmoid probabilities;
+                pred_distri [B, L, 4 * (reg_max + 1)] float32 DFL logits (side-major);
+                pred_bboxes [B, L, 4] float32 decoded boxes x1y1x2y2 in strides;
+                anchors [L, 4] float32 ATSS anchor boxes in pixels;
+                anchor_points [L, 2] float32 anchor centres in pixels;
+                num_anchors_list (list[int]) anchors per level;
+                stride_tensor [L, 1] float32 stride of each anchor in pixels.
+            targets (dict): gt_class [B, n, 1] int32/int64, gt_bbox [B, n, 4] float32 pixels
+                x1y1x2y2, pad_gt_mask [B, n, 1] float32 (1 real, 0 padding), epoch_id (int).
+        Returns:
+            dict: 'loss' (weighted total), 'loss_cls', 'loss_iou', 'loss_dfl', 'loss_l1'
+            (L1 of positive boxes in strides, a metric only: not in 'loss').
+        """
+        (pred_scores, pred_distri, pred_bboxes, anchors, anchor_points, num_anchors_list,
+         stride_tensor) = head_outs
+        gt_labels = targets['gt_class']
+        gt_bboxes = targets['gt_bbox']
+        pad_gt_mask = targets['pad_gt_mask']
+
+        # Assigners see pixels and must not back-propagate into the predictions they score.
+        pred_bboxes_px = pred_bboxes.detach() * stride_tensor
+        if targets['epoch_id'] < self.static_assigner_epoch:
+            assigned = self.static_assigner(
+                anchors, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
+                bg_index=self.num_classes, pred_bboxes=pred_bboxes_px)
+            focal_alpha = STATIC_FOCAL_ALPHA
+        else:
+            assigned = self.assigner(
+                pred_scores.detach(), pred_bboxes_px, anchor_points, num_anchors_list,
+                gt_labels, gt_bboxes, pad_gt_mask, bg_index=self.num_classes)
+            focal_alpha = DYNAMIC_FOCAL_ALPHA
+        assigned_labels, assigned_bboxes, assigned_scores = assigned[:3]
+        assigned_bboxes = assigned_bboxes / stride_tensor
+
+        if self.use_varifocal_loss:
+            one_hot = F.one_hot(assigned_labels, self.num_classes + 1)[..., :-1]
+            loss_cls = varifocal_loss(pred_scores, assigned_scores, one_hot)
+        else:
+            loss_cls = focal_loss(pred_scores, assigned_scores, focal_alpha)
+
+        assigned_scores_sum = self._normaliser(assigned_scores)
+        loss_cls = loss_cls / assigned_scores_sum
+
+        loss_l1, loss_iou, loss_dfl = self._bbox_losses(
+            pred_distri, pred_bboxes, anchor_points / stride_tensor, assigned_labels,
+            assigned_bboxes, assigned_scores, assigned_scores_sum)
+        w = self.loss_weight
+        loss = w['class'] * loss_cls + w['iou'] * loss_iou + w['dfl'] * loss_dfl
+        return {'loss': loss, 'loss_cls': loss_cls, 'loss_iou': loss_iou,
+                'loss_dfl': loss_dfl, 'loss_l1': loss_l1}
+
+    @staticmethod
+    def _normaliser(assigned_scores):
+        """Sum of the assigned scores, averaged over ranks, clipped to at least 1 (0-D float32)."""
+        total = assigned_scores.sum()
+        world_size = paddle.distributed.get_world_size()
+        if world_size > 1:
+            paddle.distributed.all_reduce(total)
+            total = total / world_size
+        return paddle.clip(total, min=1.)
+
+    def _bbox_losses(self, pred_distri, pred_bboxes, anchor_points_s, assigned_labels,
+                     assigned_bboxes, assigned_scores, assigned_scores_sum):
+        """L1, GIoU and DFL over positive anchors; all boxes and points in strides.
+
+        Each positive's GIoU and DFL terms are weighted by its total assigned score, so soft
+        targets (IoU or alignment metric) set how much a positive matters.
+        """
+        mask_positive = assigned_labels != self.num_classes
+        if mask_positive.sum() == 0:
+            # Zero keeps the regression branch in the graph (unused parameters would break
+            # data-parallel gradient synchronisation).
+            zero = paddle.zeros([])
+            return zero, zero, pred_distri.sum() * 0.
+
+        bbox_mask = mask_positive.unsqueeze(-1).tile([1, 1, 4])
+        pred_bboxes_pos = paddle.masked_select(pred_bboxes, bbox_mask).reshape([-1, 4])
+        assigned_bboxes_pos = paddle.masked_select(assigned_bboxes, bbox_mask).reshape([-1, 4])
+        bbox_weight = paddle.masked_select(assigned_scores.sum(-1), mask_positive).unsqueeze(-1)
+
+        loss_l1 = F.l1_loss(pred_bboxes_pos, assigned_bboxes_pos)
+
+        loss_iou = self.iou_loss(pred_bboxes_pos, assigned_bboxes_pos) * bbox_weight
+        loss_iou = loss_iou.sum() / assigned_scores_sum
+
+        num_bins = self.reg_max + 1
+        dist_mask = mask_positive.unsqueeze(-1).tile([1, 1, 4 * num_bins])
+        pred_dist_pos = paddle.masked_select(pred_distri, dist_mask).reshape([-1, 4, num_bins])
+        assigned_ltrb = dfl_targets(anchor_points_s, assigned_bboxes, self.reg_max)
+        assigned_ltrb_pos = paddle.masked_select(assigned_ltrb, bbox_mask).reshape([-1, 4])
+        loss_dfl = distribution_focal_loss(pred_dist_pos, assigned_ltrb_pos) * bbox_weight
+        loss_dfl = loss_dfl.sum() / assigned_scores_sum
+        return loss_l1, loss_iou, loss_dfl
