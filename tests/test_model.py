@@ -107,3 +107,30 @@ def test_overfit_fixed_batch(epoch_id):
         losses.append(float(out['loss']))
     assert np.isfinite(losses).all()
     assert np.mean(losses[-3:]) < 0.5 * losses[0], losses
+
+
+def test_eval_size_mismatch_is_a_clear_error():
+    paddle.seed(0)
+    model = create('YOLOv3', config('s', width_mult=0.25, eval_size=[64, 64]))
+    model.eval()
+    with pytest.raises(ValueError, match=r'eval_size \[64, 64\] fixes the anchors .*eval_size=null'):
+        model(eval_inputs())
+
+
+def test_assigners_are_replaceable_sub_layers():
+    from ppdet_lite.modeling.assigners import TaskAlignedAssigner
+
+    class CountingTAL(TaskAlignedAssigner):
+        calls = 0
+
+        def forward(self, *args, **kwargs):
+            CountingTAL.calls += 1
+            return super().forward(*args, **kwargs)
+
+    model = tiny_model()
+    replacement = CountingTAL(topk=3)
+    model.yolo_head.assigner = replacement  # as PaddleDetection code does
+    assert model.yolo_head.assigner is replacement
+    model.train()
+    model(train_inputs(epoch_id=200))
+    assert CountingTAL.calls == 1

@@ -9,7 +9,8 @@ import paddle
 
 __all__ = [
     'bbox_center', 'bbox_area', 'bbox_iou', 'iou_similarity', 'batch_iou_similarity', 'bbox_giou',
-    'distance2bbox', 'batch_distance2bbox', 'bbox2distance', 'generate_anchors_for_grid_cell',
+    'distance2bbox', 'batch_distance2bbox', 'bbox2distance', 'grid_points',
+    'generate_anchors_for_grid_cell',
 ]
 
 
@@ -109,6 +110,18 @@ def bbox2distance(points, bbox, max_dis=None, eps=0.1):
     return dist
 
 
+def grid_points(h, w, offset=0.5, stride=1.0, dtype='float32'):
+    """Centres of an ``h x w`` grid of cells, row-major: ``[h * w, 2]`` (x, y).
+
+    ``((col + offset) * stride, (row + offset) * stride)``: in pixels for a level's stride, in
+    cells (grid units) with ``stride=1``.
+    """
+    xs = (paddle.arange(end=w) + offset) * stride
+    ys = (paddle.arange(end=h) + offset) * stride
+    ys, xs = paddle.meshgrid(ys, xs)
+    return paddle.stack([xs, ys], axis=-1).astype(dtype).reshape([-1, 2])
+
+
 def generate_anchors_for_grid_cell(feats, fpn_strides, grid_cell_size=5.0, grid_cell_offset=0.5,
                                    dtype='float32'):
     """Square anchors centred on every feature-map cell (ATSS style).
@@ -127,10 +140,7 @@ def generate_anchors_for_grid_cell(feats, fpn_strides, grid_cell_size=5.0, grid_
     for feat, stride in zip(feats, fpn_strides):
         h, w = feat.shape[2], feat.shape[3]
         half = grid_cell_size * stride * 0.5
-        xs = (paddle.arange(end=w) + grid_cell_offset) * stride
-        ys = (paddle.arange(end=h) + grid_cell_offset) * stride
-        ys, xs = paddle.meshgrid(ys, xs)
-        point = paddle.stack([xs, ys], axis=-1).astype(dtype).reshape([-1, 2])
+        point = grid_points(h, w, grid_cell_offset, stride, dtype)
         anchors.append(paddle.concat([point - half, point + half], axis=-1))
         points.append(point)
         num_anchors_list.append(h * w)

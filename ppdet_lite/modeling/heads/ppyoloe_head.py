@@ -27,7 +27,8 @@ from paddle import ParamAttr
 from paddle.nn.initializer import Assign, Constant, Normal
 
 from ppdet_lite.core.workspace import create, register
-from ppdet_lite.modeling.bbox_utils import batch_distance2bbox, generate_anchors_for_grid_cell
+from ppdet_lite.modeling.bbox_utils import (batch_distance2bbox, generate_anchors_for_grid_cell,
+                                           grid_points)
 from ppdet_lite.modeling.layers.conv_bn import ConvBNLayer
 from ppdet_lite.modeling.layers.multiclass_nms import MultiClassNMS
 from ppdet_lite.modeling.layers.repvgg import RepVggBlock
@@ -161,9 +162,10 @@ class PPYOLOEHead(nn.Layer):
         self.nms = _by_name(nms, num_classes)
         if isinstance(self.nms, MultiClassNMS) and trt:
             self.nms.trt = True
-        self.loss = PPYOLOELoss(num_classes, reg_max, static_assigner_epoch,
-                                _by_name(static_assigner, num_classes),
-                                _by_name(assigner, num_classes), use_varifocal_loss, loss_weight)
+        self.static_assigner = _by_name(static_assigner, num_classes)
+        self.assigner = _by_name(assigner, num_classes)
+        self.loss = PPYOLOELoss(num_classes, reg_max, static_assigner_epoch, use_varifocal_loss,
+                                loss_weight)
 
         act = get_act_fn(act, trt=trt)
         num_bins = reg_max + 1
@@ -191,14 +193,6 @@ class PPYOLOEHead(nn.Layer):
     @classmethod
     def from_config(cls, cfg, input_shape):
         return {'in_channels': [i.channels for i in input_shape]}
-
-    @property
-    def static_assigner(self):
-        return self.loss.static_assigner
-
-    @property
-    def assigner(self):
-        return self.loss.assigner
 
     def forward(self, feats, targets=None):
         """
@@ -239,7 +233,8 @@ class PPYOLOEHead(nn.Layer):
         pred_distri = paddle.concat(distri, axis=1)  # [B, L, 4 * (reg_max + 1)]
         pred_bboxes = self._decode(anchor_points / stride_tensor, pred_distri)
         return self.loss((pred_scores, pred_distri, pred_bboxes, anchors, anchor_points,
-                          num_anchors_list, stride_tensor), targets)
+                          num_anchors_list, stride_tensor), targets,
+                         self.static_assigner, self.assigner)
 
     def _decode(self, points, pred_distri):
         """points [L, 2] and logits [B, L, 4 * (reg_max + 1)] -> boxes [B, L, 4], in strides."""
@@ -255,16 +250,15 @@ class PPYOLOEHead(nn.Layer):
                 h, w = feats[i].shape[2], feats[i].shape[3]
             else:
                 h, w = int(self.eval_size[0] / stride), int(self.eval_size[1] / stride)
-            xs = paddle.arange(end=w) + self.grid_cell_offset
-            ys = paddle.arange(end=h) + self.grid_cell_offset
-            ys, xs = paddle.meshgrid(ys, xs)
-            points.append(paddle.stack([xs, ys], axis=-1).astype('float32').reshape([-1, 2]))
+            points.append(grid_points(h, w, self.grid_cell_offset))
             strides.append(paddle.full([h * w, 1], stride, dtype='float32'))
         return paddle.concat(points), paddle.concat(strides)
 
     def forward_eval(self, feats):
         if self.eval_size:
             anchor_points, stride_tensor = self.anchor_points, self.stride_tensor
+            if paddle.in_dynamic_mode():
+                self._check_eval_size(feats)
         else:
             anchor_points, stride_tensor = self._eval_anchors(feats)
         num_bins = self.reg_max + 1
@@ -285,6 +279,14 @@ class PPYOLOEHead(nn.Layer):
         else:
             pred_dist = self.proj_conv(paddle.concat(dists, axis=2)).squeeze(1)
         return pred_scores, pred_dist, anchor_points, stride_tensor
+
+    def _check_eval_size(self, feats):
+        expected = [(int(self.eval_size[0] / s), int(self.eval_size[1] / s)) for s in self.fpn_strides]
+        got = [tuple(f.shape[2:]) for f in feats]
+        if got != expected:
+            raise ValueError(f'PPYOLOEHead: eval_size {list(self.eval_size)} fixes the anchors to '
+                             f'feature maps {expected}, but the input gives {got}; resize inputs '
+                             f'to eval_size or set eval_size: null (-o eval_size=null)')
 
     def post_process(self, head_outs, scale_factor):
         """Decode boxes to original-image pixels and run NMS.

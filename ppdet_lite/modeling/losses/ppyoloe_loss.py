@@ -25,34 +25,28 @@ DYNAMIC_FOCAL_ALPHA = -1
 
 
 class PPYOLOELoss(object):
-    """Loss of ``PPYOLOEHead``; the head builds it from its own config arguments.
+    """Loss of ``PPYOLOEHead``; the head builds it from its own config arguments and hands it its
+    assigners on every call (they stay the head's sub-layers, as in PaddleDetection).
 
     Args:
         num_classes (int): C; the assigners' background label is C.
         reg_max (int): last DFL bin; each box side is a distribution over reg_max + 1 bins.
-        static_assigner_epoch (int): epochs (0-based ``epoch_id`` below it) using ``static_assigner``.
-        static_assigner: ATSS-style callable ``(anchors, num_anchors_list, gt_labels, gt_bboxes,
-            pad_gt_mask, bg_index=, pred_bboxes=)``.
-        assigner: task-aligned callable ``(pred_scores, pred_bboxes, anchor_points,
-            num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask, bg_index=)``.
-            Both return ``(assigned_labels [B, L] int, assigned_bboxes [B, L, 4] pixels,
-            assigned_scores [B, L, C] float32, ...)``; extra outputs are ignored.
+        static_assigner_epoch (int): epochs (0-based ``epoch_id`` below it) using the static
+            assigner.
         use_varifocal_loss (bool): VFL if True, else focal loss.
         loss_weight (dict): weights of 'class', 'iou' and 'dfl' in the total ``loss``.
     """
 
-    def __init__(self, num_classes=80, reg_max=16, static_assigner_epoch=4, static_assigner=None,
-                 assigner=None, use_varifocal_loss=True, loss_weight=None):
+    def __init__(self, num_classes=80, reg_max=16, static_assigner_epoch=4,
+                 use_varifocal_loss=True, loss_weight=None):
         self.num_classes = num_classes
         self.reg_max = reg_max
         self.static_assigner_epoch = static_assigner_epoch
-        self.static_assigner = static_assigner
-        self.assigner = assigner
         self.use_varifocal_loss = use_varifocal_loss
         self.loss_weight = loss_weight or {'class': 1.0, 'iou': 2.5, 'dfl': 0.5}
         self.iou_loss = GIoULoss()
 
-    def __call__(self, head_outs, targets):
+    def __call__(self, head_outs, targets, static_assigner, assigner):
         """
         Args:
             head_outs (tuple): from ``PPYOLOEHead.forward_train``:
@@ -65,6 +59,13 @@ class PPYOLOELoss(object):
                 stride_tensor [L, 1] float32 stride of each anchor in pixels.
             targets (dict): gt_class [B, n, 1] int32/int64, gt_bbox [B, n, 4] float32 pixels
                 x1y1x2y2, pad_gt_mask [B, n, 1] float32 (1 real, 0 padding), epoch_id (int).
+            static_assigner: ATSS-style callable ``(anchors, num_anchors_list, gt_labels,
+                gt_bboxes, pad_gt_mask, bg_index=, pred_bboxes=)``, used while
+                ``epoch_id < static_assigner_epoch``.
+            assigner: task-aligned callable ``(pred_scores, pred_bboxes, anchor_points,
+                num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask, bg_index=)``, used after.
+                Both return ``(assigned_labels [B, L] int, assigned_bboxes [B, L, 4] pixels,
+                assigned_scores [B, L, C] float32, ...)``; extra outputs are ignored.
         Returns:
             dict: 'loss' (weighted total), 'loss_cls', 'loss_iou', 'loss_dfl', 'loss_l1'
             (L1 of positive boxes in strides, a metric only: not in 'loss').
@@ -78,12 +79,12 @@ class PPYOLOELoss(object):
         # Assigners see pixels and must not back-propagate into the predictions they score.
         pred_bboxes_px = pred_bboxes.detach() * stride_tensor
         if targets['epoch_id'] < self.static_assigner_epoch:
-            assigned = self.static_assigner(
+            assigned = static_assigner(
                 anchors, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
                 bg_index=self.num_classes, pred_bboxes=pred_bboxes_px)
             focal_alpha = STATIC_FOCAL_ALPHA
         else:
-            assigned = self.assigner(
+            assigned = assigner(
                 pred_scores.detach(), pred_bboxes_px, anchor_points, num_anchors_list,
                 gt_labels, gt_bboxes, pad_gt_mask, bg_index=self.num_classes)
             focal_alpha = DYNAMIC_FOCAL_ALPHA
