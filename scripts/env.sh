@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Source me: prepares the Python environment and exports PY (the interpreter to use).
+# Source me from bash: prepares the Python environment and exports PY (the interpreter to use).
 #
 #   PPDET_LITE_PYTHON=/path/to/python  use that interpreter as it is (nothing is installed)
 #   PADDLE_PKG=paddlepaddle-gpu         install the GPU build instead of the CPU one
@@ -14,12 +14,17 @@ export PPDET_LITE_ROOT="$ROOT"
 
 _ppdet_lite_env() {
     if [ -n "${PPDET_LITE_PYTHON:-}" ]; then
-        PY="$PPDET_LITE_PYTHON"
+        # absolute, because the scripts change directory before running it
+        PY="$(command -v "$PPDET_LITE_PYTHON")" || {
+            echo "env.sh: PPDET_LITE_PYTHON=$PPDET_LITE_PYTHON is not an executable" >&2; return 1; }
+        PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")"
         if ! "$PY" -c "import paddle, yaml, cv2, pycocotools" >/dev/null 2>&1; then
             echo "env.sh: PPDET_LITE_PYTHON=$PY lacks paddle/PyYAML/opencv/pycocotools;" \
                  "install requirements.txt and Paddle into it, or unset PPDET_LITE_PYTHON." >&2
             return 1
         fi
+        # ppdet_lite is not installed there: make the checkout importable
+        export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
         return 0
     fi
 
@@ -34,10 +39,16 @@ _ppdet_lite_env() {
     fi
 
     echo "env.sh: setting up $venv (Paddle: $paddle_spec) ..." >&2
-    if [ ! -x "$PY" ]; then
-        python3 -m venv "$venv" || { echo "env.sh: could not create $venv (need python3 with venv)" >&2; return 1; }
+    if ! "$PY" -m pip --version >/dev/null 2>&1; then
+        # missing, or left half-made by an earlier failure: start again
+        rm -rf "$venv"
+        if ! python3 -m venv "$venv"; then
+            rm -rf "$venv"
+            echo "env.sh: could not create $venv (need python3 with the venv module," \
+                 "e.g. apt-get install python3-venv)" >&2
+            return 1
+        fi
     fi
-    "$PY" -m pip install -q --upgrade pip >&2 || return 1
     "$PY" -m pip install -q -r "$ROOT/requirements.txt" >&2 || return 1
     "$PY" -m pip install -q "$paddle_spec" >&2 || return 1
     "$PY" -m pip install -q --no-deps -e "$ROOT" >&2 || return 1

@@ -467,3 +467,55 @@ def test_dict_overrides_accept_dotted_paths(detector_tree):
     cfg = load_config(detector_tree, overrides={'WsHead.static_assigner.topk': 2, 'log_iter': 7})
     assert cfg.log_iter == 7 and cfg.WsHead.static_assigner == {'name': 'WsAssigner', 'topk': 2}
     assert create('WsHead', cfg).static_assigner.topk == 2
+
+
+def test_from_config_sees_constructor_defaults(tmp_path):
+    @register
+    class WsDefaultDetector:
+        def __init__(self, backbone='WsBackbone', neck=None):
+            self.backbone, self.neck = backbone, neck
+
+        @classmethod
+        def from_config(cls, cfg, *args, **kwargs):
+            return {'backbone': create(cfg['backbone'])}
+
+    cfg = load_config(write(tmp_path, 'a.yml', 'architecture: WsDefaultDetector\n'))
+    assert isinstance(create(cfg.architecture, cfg).backbone, WsBackbone)  # no section at all
+
+
+def test_errors_inside_from_config_name_the_outer_class(detector_tree):
+    cfg = load_config(detector_tree)
+    merge_config(['WsDetector.backbone=WsBackbon'], cfg)
+    with pytest.raises(ConfigError) as e:
+        create(cfg.architecture, cfg)
+    msg = str(e.value)
+    assert 'while building WsDetector' in msg and "unknown class 'WsBackbon'" in msg
+    assert '-o override' in msg
+
+
+def test_shared_key_of_wrong_type_names_the_top_level_key(detector_tree):
+    cfg = load_config(detector_tree, overrides=['width_mult=abc'])
+    with pytest.raises(ConfigError) as e:
+        create(cfg.architecture, cfg)
+    assert "-o override: top-level 'width_mult'" in str(e.value)
+    assert 'WsBackbone.width_mult expects float' in str(e.value)
+
+
+def test_exponent_floats_without_dot_are_floats(tmp_path):
+    assert parse_overrides(['eps=1e-9', 'big=2E+3', 'plain=7', 'name=e10']) == \
+        {'eps': 1e-9, 'big': 2000.0, 'plain': 7, 'name': 'e10'}
+    cfg = load_config(write(tmp_path, 'a.yml', 'WsLoss: {eps: 1e-6}\n'))
+    assert create('WsLoss', cfg).eps == 1e-6
+
+
+def test_base_must_name_files(tmp_path):
+    path = write(tmp_path, 'a.yml', '_BASE_: 3\n')
+    with pytest.raises(ConfigError, match=f'{path}: _BASE_ must be a file name or a list'):
+        load_config(path)
+
+
+def test_scalar_section_is_rejected(tmp_path):
+    cfg = load_config(write(tmp_path, 'a.yml', 'log_iter: 1\n'), overrides=['WsAssigner=3'])
+    with pytest.raises(ConfigError, match='-o override: WsAssigner must be a mapping of constructor '
+                                          'arguments, got int 3'):
+        create('WsAssigner', cfg)

@@ -24,6 +24,7 @@ import copy
 import difflib
 import inspect
 import os
+import re
 
 import yaml
 
@@ -109,6 +110,13 @@ def get_registered(name):
 
 class _Loader(yaml.SafeLoader):
     """Our own loader, so ``!ClassName`` tags never leak into other users of PyYAML."""
+
+
+# YAML 1.1 reads ``1e-9`` (no dot) as a string; configs and ``-o eps=1e-9`` mean a float.
+_Loader.add_implicit_resolver(
+    'tag:yaml.org,2002:float',
+    re.compile(r'^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$'),
+    list('-+0123456789'))
 
 
 _SERIALIZABLE = {}
@@ -236,6 +244,9 @@ def _read_yaml(path, stack):
     bases = data.pop(BASE_KEY, [])
     if isinstance(bases, str):
         bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f'{path}: {BASE_KEY} must be a file name or a list of file names, '
+                          f'got {bases!r}')
     for base in bases:
         base_path = os.path.join(os.path.dirname(path), os.path.expanduser(str(base)))
         if not os.path.isfile(base_path):
@@ -442,15 +453,19 @@ def _build(name, cfg, overrides, referrer=None, **from_config_kwargs):
         raise ConfigError(f'{prefix}unknown class {name!r}{_did_you_mean(name, _REGISTRY)}')
     info = _REGISTRY[name]
     section = cfg.get(name)
+    where = _origin_of(cfg, name)
+    if isinstance(section, (bool, int, float, str, list, tuple)):
+        raise ConfigError(f'{where}: {name} must be a mapping of constructor arguments, got '
+                          f'{type(section).__name__} {section!r}')
     if section is not None and not isinstance(section, dict):
         return _materialise(section)  # an already-built object
     kwargs = _materialise(dict(section or {}))
     kwargs.update(_materialise(overrides))
-    where = _origin_of(cfg, name)
     _check_keys(info, kwargs, referrer or where, skip_types=info.inject)
 
     for key in info.shared:
         if key not in kwargs and key in cfg:
+            _check_keys(info, {key: cfg[key]}, f'{_origin_of(cfg, key)}: top-level {key!r}')
             kwargs[key] = cfg[key]
     for key in info.inject:
         value = kwargs.get(key, info.params.get(key))
@@ -459,7 +474,13 @@ def _build(name, cfg, overrides, referrer=None, **from_config_kwargs):
 
     from_config = getattr(info.cls, 'from_config', None)
     if from_config is not None:
-        kwargs.update(from_config(kwargs, **from_config_kwargs) or {})
+        # the hook sees the constructor defaults too, as PaddleDetection's schema provides them
+        section_view = {k: d for k, d in info.params.items() if d is not _REQUIRED}
+        section_view.update(kwargs)
+        try:
+            kwargs.update(from_config(section_view, **from_config_kwargs) or {})
+        except ConfigError as e:
+            raise ConfigError(f'{referrer or where}: while building {name}: {e}') from e
     elif from_config_kwargs:
         kwargs.update(from_config_kwargs)
 
