@@ -7,7 +7,8 @@ import paddle
 import paddle.nn as nn
 import pytest
 
-from ppdet_lite.utils.checkpoint import load_weights, resolve_weights_path, save_weights
+from ppdet_lite.utils.checkpoint import (load_pretrain_weights, load_weights, match_suffix_keys,
+                                         resolve_weights_path, save_weights)
 
 
 class Tiny(nn.Layer):
@@ -61,3 +62,32 @@ def test_urls_and_missing_files_are_refused_clearly(tmp_path):
     corrupt.write_bytes(b'not a pickle')
     with pytest.raises(ValueError, match='cannot read weights file .*corrupt.pdparams'):
         load_weights(Tiny(), str(corrupt))
+
+
+def test_suffix_matching_prefers_the_longest_dotted_suffix():
+    model_keys = ['backbone.stem.conv.weight', 'backbone.stages.0.conv.weight', 'head.conv.weight']
+    ckpt_keys = ['stem.conv.weight', 'stages.0.conv.weight', 'conv.weight', 'fc.weight',
+                 'em.conv.weight']  # 'em.conv.weight' is a string suffix but not a dotted one
+    assert match_suffix_keys(model_keys, ckpt_keys) == {
+        'backbone.stem.conv.weight': 'stem.conv.weight',
+        'backbone.stages.0.conv.weight': 'stages.0.conv.weight',
+        'head.conv.weight': 'conv.weight'}
+
+
+class Detector(nn.Layer):
+    def __init__(self):
+        super().__init__()
+        self.backbone = Tiny()
+        self.head = nn.Linear(3, 2)
+
+
+def test_backbone_only_pretrained_file_fills_the_backbone(tmp_path):
+    paddle.seed(3)
+    backbone = Tiny()
+    save_weights(backbone, str(tmp_path / 'backbone_pretrained.pdparams'))
+    model = Detector()
+    with pytest.raises(ValueError, match='none of its 8 tensors matches the model'):
+        load_weights(model, str(tmp_path / 'backbone_pretrained'))  # exact names: no overlap
+    report = load_pretrain_weights(model, str(tmp_path / 'backbone_pretrained'))
+    assert len(report.loaded) == 8 and report.missing == ['head.bias', 'head.weight']
+    np.testing.assert_array_equal(model.backbone.stem.weight.numpy(), backbone.stem.weight.numpy())

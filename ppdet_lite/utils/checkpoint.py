@@ -13,7 +13,8 @@ import paddle
 
 from .logger import get_logger
 
-__all__ = ['LoadReport', 'resolve_weights_path', 'load_weights', 'save_weights']
+__all__ = ['LoadReport', 'resolve_weights_path', 'match_suffix_keys', 'load_weights',
+           'load_pretrain_weights', 'save_weights']
 
 logger = get_logger(__name__)
 
@@ -66,12 +67,39 @@ def _shape_dtype(value):
     return list(array.shape), str(array.dtype)
 
 
-def load_weights(model, path):
+def match_suffix_keys(model_keys, ckpt_keys):
+    """Pair each model key with the longest checkpoint key that is a dotted suffix of it.
+
+    PaddleDetection's rule for pretrained files: a backbone-only checkpoint names
+    ``stages.0.blocks.0.conv1.conv.weight`` what the detector calls
+    ``backbone.stages.0.blocks.0.conv1.conv.weight``. Returns ``{model key: checkpoint key}``.
+    """
+    ckpt_keys = set(ckpt_keys)
+    pairs = {}
+    for key in model_keys:
+        parts = key.split('.')
+        for start in range(len(parts)):  # longest suffix first
+            suffix = '.'.join(parts[start:])
+            if suffix in ckpt_keys:
+                pairs[key] = suffix
+                break
+    return pairs
+
+
+def load_weights(model, path, match='exact'):
     """Load a ``.pdparams`` file into ``model`` as far as names, shapes and dtypes agree.
 
+    Args:
+        model (nn.Layer): the model.
+        path (str): local file, with or without the ``.pdparams`` suffix.
+        match (str): ``'exact'`` (names equal, for checkpoints of the same architecture) or
+            ``'suffix'`` (``match_suffix_keys``, for pretrained backbones).
     Tensors whose shape or dtype differ (e.g. the class predictor after a ``num_classes`` change)
-    keep the model's values. Returns a ``LoadReport`` and logs it.
+    keep the model's values. Returns a ``LoadReport`` and logs it; a file of which nothing
+    matches is an error.
     """
+    if match not in ('exact', 'suffix'):
+        raise ValueError(f"load_weights: match must be 'exact' or 'suffix', got {match!r}")
     path = resolve_weights_path(path)
     try:
         state = paddle.load(path)
@@ -81,26 +109,36 @@ def load_weights(model, path):
         raise ValueError(f'{path}: expected a dict of parameters, got {type(state).__name__}')
 
     model_state = model.state_dict()
+    if match == 'exact':
+        pairs = {k: k for k in model_state if k in state}
+    else:
+        pairs = match_suffix_keys(model_state, state)
     loadable, mismatched = {}, []
-    for key, value in state.items():
-        if key not in model_state:
-            continue
-        ckpt_sd, model_sd = _shape_dtype(value), _shape_dtype(model_state[key])
+    for key, ckpt_key in pairs.items():
+        ckpt_sd, model_sd = _shape_dtype(state[ckpt_key]), _shape_dtype(model_state[key])
         if ckpt_sd == model_sd:
-            loadable[key] = value
+            loadable[key] = state[ckpt_key]
         else:
             mismatched.append((key, ckpt_sd, model_sd))
+    if not loadable:
+        raise ValueError(f'{path}: none of its {len(state)} tensors matches the model '
+                         f'({match} name matching); is it a checkpoint of this architecture?')
     with warnings.catch_warnings():
         # Paddle warns once per key it skips; the report below says it all at once
         warnings.filterwarnings('ignore', message='Skip loading for')
         model.set_state_dict(loadable)
     report = LoadReport(loaded=sorted(loadable),
-                        missing=sorted(set(model_state) - set(state)),
-                        unexpected=sorted(set(state) - set(model_state)),
+                        missing=sorted(set(model_state) - set(pairs)),
+                        unexpected=sorted(set(state) - set(pairs.values())),
                         mismatched=mismatched)
     log = logger.info if report.complete else logger.warning
     log(f'weights {path}: {report}')
     return report
+
+
+def load_pretrain_weights(model, path):
+    """Load pretrained weights (e.g. an ImageNet backbone) by PaddleDetection's suffix rule."""
+    return load_weights(model, path, match='suffix')
 
 
 def save_weights(state_or_model, path):
