@@ -5,6 +5,7 @@ coordinates); points are ``x, y``; distances are ``left, top, right, bottom`` fr
 The epsilons are PaddleDetection's, so that results match it bit for bit where possible.
 """
 
+import numpy as np
 import paddle
 
 __all__ = [
@@ -16,8 +17,7 @@ __all__ = [
 
 def bbox_center(boxes):
     """Centres ``[..., 2]`` (cx, cy) of boxes ``[..., 4]``."""
-    return paddle.stack([(boxes[..., 0] + boxes[..., 2]) / 2,
-                         (boxes[..., 1] + boxes[..., 3]) / 2], axis=-1)
+    return (boxes[..., 0:2] + boxes[..., 2:4]) / 2
 
 
 def bbox_area(boxes):
@@ -31,6 +31,10 @@ def bbox_iou(box1, box2, eps=1e-9):
 
     ``union = area1 + area2 - overlap + eps``; degenerate boxes give IoU 0, never NaN.
     """
+    if 0 in box1.shape or 0 in box2.shape:
+        # Paddle 2.6's elementwise kernels reject 0-size operands; the answer is just empty
+        shape = np.broadcast_shapes(tuple(box1.shape[:-1]), tuple(box2.shape[:-1]))
+        return paddle.zeros(shape, dtype=box1.dtype)
     lt = paddle.maximum(box1[..., 0:2], box2[..., 0:2])
     rb = paddle.minimum(box1[..., 2:4], box2[..., 2:4])
     wh = (rb - lt).clip(min=0)
