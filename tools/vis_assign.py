@@ -64,7 +64,7 @@ import ppdet_lite.modeling  # noqa: E402,F401  (registers the model zoo)
 from ppdet_lite.core.workspace import ConfigError, create  # noqa: E402
 from ppdet_lite.modeling import assigners as assigner_zoo  # noqa: E402
 from ppdet_lite.modeling.bbox_utils import (  # noqa: E402
-    batch_distance2bbox, bbox_center, bbox_iou, generate_anchors_for_grid_cell)
+    bbox_center, bbox_iou, generate_anchors_for_grid_cell)
 from ppdet_lite.utils.checkpoint import load_weights  # noqa: E402
 from ppdet_lite.utils.cli import ArgsParser, config_from_args  # noqa: E402
 
@@ -257,10 +257,9 @@ def predict(model, image, cfg):
     head = model.yolo_head
     with paddle.no_grad():
         feats = model.neck(model.backbone({'image': _network_input(image, cfg)}))
-        pred_scores, pred_dist, points, stride_tensor = head(feats)
+        pred_bboxes, pred_scores = head.decode(head(feats))
     boxes, anchor_points, num_anchors_list, _ = generate_anchors_for_grid_cell(
         feats, head.fpn_strides, head.grid_cell_scale, head.grid_cell_offset)
-    pred_bboxes = batch_distance2bbox(points, pred_dist) * stride_tensor
     return (Anchors(boxes, anchor_points, num_anchors_list, list(head.fpn_strides)),
             Predictions(pred_scores.transpose([0, 2, 1]), pred_bboxes))
 

@@ -288,6 +288,13 @@ class PPYOLOEHead(nn.Layer):
                              f'feature maps {expected}, but the input gives {got}; resize inputs '
                              f'to eval_size or set eval_size: null (-o eval_size=null)')
 
+    @staticmethod
+    def decode(head_outs):
+        """``forward_eval``'s output -> ``(boxes [B, L, 4] x1y1x2y2 network-input pixels,
+        scores [B, C, L])``, before rescaling and NMS."""
+        pred_scores, pred_dist, anchor_points, stride_tensor = head_outs
+        return batch_distance2bbox(anchor_points, pred_dist) * stride_tensor, pred_scores
+
     def post_process(self, head_outs, scale_factor):
         """Decode boxes to original-image pixels and run NMS.
 
@@ -300,8 +307,7 @@ class PPYOLOEHead(nn.Layer):
             scores [B, C, L])``; with ``exclude_post_process`` ``([B, L, 4 + C] network-input
             boxes then scores, None)``.
         """
-        pred_scores, pred_dist, anchor_points, stride_tensor = head_outs
-        pred_bboxes = batch_distance2bbox(anchor_points, pred_dist) * stride_tensor
+        pred_bboxes, pred_scores = self.decode(head_outs)
         if self.exclude_post_process:
             return paddle.concat([pred_bboxes, pred_scores.transpose([0, 2, 1])], axis=-1), None
         scale_y, scale_x = paddle.split(scale_factor, 2, axis=-1)
