@@ -1,0 +1,1 @@
+"""Detection datasets: records of image file, boxes (x1y1x2y2 pixels) and contiguous class ids."""
