@@ -1,18 +1,27 @@
 """Registry-driven configuration, with PaddleDetection's workspace semantics.
 
-A config is a nested dict loaded from YAML:
+A config is a nested dict loaded from YAML (reading and merging: ``config_tree``):
 
 * ``_BASE_: [a.yml, b.yml]`` - files merged first, in order (deep merge, later wins), then this file.
-* top-level scalars (``num_classes``, ``width_mult``, ``trt``, ...) are *shared keys*: a registered
+* top-level scalars (``num_classes``, ``width_mult``, ``eval_size``, ...) are *shared keys*: a registered
   class listing a constructor argument in ``__shared__`` takes it from there unless its own section
   sets it.
 * one section per registered class name (``CSPResNet: {layers: ...}``) holds constructor arguments.
 * arguments listed in ``__inject__`` name another config entry (a class name, or a top-level key that
   holds a section or a tagged object), or are a dict ``{name: ClassName, **overrides}``; ``create``
   replaces them with the built object.
-* ``!ClassName {...}`` tags build ``@serializable`` classes while the YAML is read.
+* ``!ClassName {...}`` tags build ``@serializable`` classes: when the config is loaded if the class is
+  registered by then, else on first use. The config then holds the object; the tag's arguments are kept,
+  so ``-o TrainDataset.dataset_dir=x`` rebuilds the same class with that one argument changed.
 * a class may define ``from_config(cls, cfg, *args, **kwargs)`` returning extra constructor arguments
   derived from sub-modules (``cfg`` is its resolved section; extra ``create`` kwargs go there).
+
+A class name unknown when something is built makes the workspace import the project's component
+packages (``COMPONENT_PACKAGES``) once and look again, so ``load_config`` + ``create(cfg.architecture)``
+works without importing ``ppdet_lite.modeling`` first; loading a config imports nothing.
+
+Every error is a ConfigError starting with where the value came from (``file:line`` or ``-o override``)
+and its key (``PPYOLOEHead.assigner.topk``).
 
 ``load_config`` makes the loaded config the *current* one, so ``create('YOLOv3')`` works as in
 PaddleDetection; every function also takes an explicit ``cfg`` and nothing else reads global state.
@@ -20,29 +29,36 @@ PaddleDetection; every function also takes an explicit ``cfg`` and nothing else 
 
 import contextlib
 import contextvars
-import copy
 import difflib
+import importlib
+import importlib.util
 import inspect
 import os
-import re
 
 import yaml
 
+from .config_tree import (BASE_KEY, OVERRIDE, ConfigError, TagNode, copy_tree, dotted, merge_tree,
+                          parse_yaml_value, read_config_file)
+
 __all__ = [
-    'AttrDict', 'ConfigError', 'DeferredTag', 'register', 'serializable', 'create', 'load_config',
-    'merge_config', 'get_registered', 'current_config', 'parse_overrides',
+    'AttrDict', 'ConfigError', 'TagNode', 'register', 'serializable', 'create', 'load_config',
+    'merge_config', 'get_registered', 'current_config', 'parse_overrides', 'validate', 'BASE_KEY',
+    'COMPONENT_PACKAGES',
 ]
 
-BASE_KEY = '_BASE_'
 _REQUIRED = inspect.Parameter.empty
 
-
-class ConfigError(ValueError):
-    """A config problem, with the file and key it concerns in the message."""
+# packages whose import registers the classes a config names (absent ones are skipped)
+COMPONENT_PACKAGES = ('ppdet_lite.modeling', 'ppdet_lite.data', 'ppdet_lite.optim',
+                      'ppdet_lite.metrics')
 
 
 class AttrDict(dict):
-    """A dict whose keys read as attributes (``cfg.architecture``)."""
+    """A dict whose keys read as attributes (``cfg.architecture``).
+
+    A loaded config also carries, outside its items, the origin of every value (``_origin``) and the
+    tag node of every object built from a ``!Tag`` (``_tags``, keyed by the object's id).
+    """
 
     def __getattr__(self, key):
         try:
@@ -54,10 +70,47 @@ class AttrDict(dict):
         self[key] = value
 
     def __deepcopy__(self, memo):
+        import copy
         dup = AttrDict({k: copy.deepcopy(v, memo) for k, v in self.items()})
         if '_origin' in self.__dict__:
             object.__setattr__(dup, '_origin', dict(self.__dict__['_origin']))
+        if '_tags' in self.__dict__:
+            nodes = [copy.deepcopy(n, memo) for n in self.__dict__['_tags'].values()]
+            object.__setattr__(dup, '_tags', {id(n.built): n for n in nodes})
         return dup
+
+
+def _meta(cfg, name):
+    """The config's origin map or tag records (a throw-away dict for a plain dict config)."""
+    store = getattr(cfg, '__dict__', None)
+    if store is None:
+        return {}
+    if name not in store:
+        object.__setattr__(cfg, name, {})
+    return store[name]
+
+
+def _origin_of(cfg, path):
+    """Where the value at ``path`` came from (longest recorded prefix), or None if unknown."""
+    origin = _meta(cfg, '_origin')
+    for n in range(len(path), 0, -1):
+        if path[:n] in origin:
+            return origin[path[:n]]
+    return None
+
+
+def _at(where, label):
+    """Message prefix ``'file:line: key: '`` (parts that are unknown are left out)."""
+    return ''.join(f'{part}: ' for part in (where, label) if part)
+
+
+def _tag_of(cfg):
+    records = _meta(cfg, '_tags')
+
+    def lookup(value):
+        node = records.get(id(value))
+        return node if node is not None and node.built is value else None
+    return lookup
 
 
 # ----------------------------------------------------------------------------------------------
@@ -65,21 +118,23 @@ class AttrDict(dict):
 
 
 class _ClassInfo:
-    """What ``create`` needs to know about a registered class."""
+    """What ``create`` needs to know about a class: constructor defaults, shared and injected keys."""
 
     def __init__(self, cls):
         self.cls = cls
         self.shared = list(getattr(cls, '__shared__', []))
         self.inject = list(getattr(cls, '__inject__', []))
         self.params = {}
-        self.var_kwargs = False
+        self.var_kwargs = self.var_args = False
         for name, p in inspect.signature(cls.__init__).parameters.items():
-            if name == 'self' or p.kind == p.VAR_POSITIONAL:
+            if name == 'self':
                 continue
-            if p.kind == p.VAR_KEYWORD:
+            if p.kind == p.VAR_POSITIONAL:
+                self.var_args = True
+            elif p.kind == p.VAR_KEYWORD:
                 self.var_kwargs = True
-                continue
-            self.params[name] = p.default
+            else:
+                self.params[name] = p.default
         for key in self.shared + self.inject:
             if key not in self.params and not self.var_kwargs:
                 raise TypeError(f'{cls.__name__} lists {key!r} in __shared__/__inject__ '
@@ -87,6 +142,7 @@ class _ClassInfo:
 
 
 _REGISTRY = {}
+_SERIALIZABLE = {}
 
 
 def register(cls):
@@ -101,98 +157,35 @@ def register(cls):
     return cls
 
 
-def get_registered(name):
-    """Return the registered class called ``name`` (ConfigError with suggestions if unknown)."""
-    if name not in _REGISTRY:
-        raise ConfigError(f'unknown class {name!r}{_did_you_mean(name, _REGISTRY)}')
-    return _REGISTRY[name].cls
-
-
-class _Loader(yaml.SafeLoader):
-    """Our own loader, so ``!ClassName`` tags never leak into other users of PyYAML."""
-
-
-# YAML 1.1 reads ``1e-9`` (no dot) as a string; configs and ``-o eps=1e-9`` mean a float.
-_Loader.add_implicit_resolver(
-    'tag:yaml.org,2002:float',
-    re.compile(r'^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$'),
-    list('-+0123456789'))
-
-
-_SERIALIZABLE = {}
-
-
-def _build_tagged(cls, args, kwargs, where):
-    tag = '!' + cls.__name__
-    if kwargs:
-        _check_keys(_ClassInfo(cls), kwargs, f'{where}: {tag}')
-    try:
-        return cls(*args, **kwargs)
-    except ConfigError:
-        raise
-    except Exception as e:
-        raise ConfigError(f'{where}: building {tag} failed: {type(e).__name__}: {e}') from e
-
-
-class DeferredTag:
-    """A ``!ClassName`` whose class was not registered yet when the YAML was read.
-
-    Configs name datasets, transforms and schedulers that live in modules a tool may not have
-    imported; the object is built on first use (``create``, or ``build()``), and an unknown name
-    fails then, naming the file and line.
-    """
-
-    def __init__(self, name, args, kwargs, where):
-        self.name, self.args, self.kwargs, self.where = name, args, kwargs, where
-        self._built = None
-
-    def build(self):
-        """The object (built once; later calls return the same one, as for eager tags)."""
-        if self._built is None:
-            self._built = self._construct()
-        return self._built
-
-    def _construct(self):
-        cls = _SERIALIZABLE.get(self.name)
-        if cls is None:
-            raise ConfigError(f'{self.where}: unknown tag !{self.name}'
-                              f'{_did_you_mean(self.name, _SERIALIZABLE)} (is the module that '
-                              f'defines it imported?)')
-        return _build_tagged(cls, self.args, self.kwargs, self.where)
-
-    def __repr__(self):
-        return f'DeferredTag(!{self.name} at {self.where})'
-
-
-def _tag_arguments(loader, node):
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True), {}
-    if isinstance(node, yaml.MappingNode):
-        return [], loader.construct_mapping(node, deep=True)
-    value = loader.construct_scalar(node)
-    return ([] if value in ('', None) else [value]), {}
-
-
-def _construct_tag(loader, suffix, node):
-    where = f'{node.start_mark.name}:{node.start_mark.line + 1}'
-    args, kwargs = _tag_arguments(loader, node)
-    cls = _SERIALIZABLE.get(suffix)
-    if cls is None:
-        return DeferredTag(suffix, args, kwargs, where)
-    return _build_tagged(cls, args, kwargs, where)
-
-
-_Loader.add_multi_constructor('!', _construct_tag)
-
-
 def serializable(cls):
     """Class decorator: allow ``!ClassName {kwargs}`` / ``!ClassName [args]`` tags in YAML."""
-    _SERIALIZABLE[cls.__name__] = cls
+    _SERIALIZABLE[cls.__name__] = _REGISTRY.get(cls.__name__) or _ClassInfo(cls)
     return cls
 
 
-# ----------------------------------------------------------------------------------------------
-# loading and merging
+_components_imported = False
+
+
+def _import_components():
+    """Import ``COMPONENT_PACKAGES`` (those that exist) once; True if this call imported them.
+
+    A package that exists but fails to import raises: its error is real and must be seen.
+    """
+    global _components_imported
+    if _components_imported:
+        return False
+    for package in COMPONENT_PACKAGES:
+        if importlib.util.find_spec(package) is not None:
+            importlib.import_module(package)
+    _components_imported = True
+    return True
+
+
+def _lookup(name, table):
+    """``table[name]`` (a _ClassInfo), importing the component packages once if it is missing."""
+    if name not in table and isinstance(name, str):
+        _import_components()
+    return table.get(name)
 
 
 def _did_you_mean(name, candidates):
@@ -200,64 +193,22 @@ def _did_you_mean(name, candidates):
     return f"; did you mean {close[0]!r}?" if close else ''
 
 
-def _deep_merge(dst, src):
-    """Merge ``src`` into ``dst`` in place: nested dicts merge, anything else is replaced."""
-    for k, v in src.items():
-        if isinstance(dst.get(k), dict) and isinstance(v, dict):
-            _deep_merge(dst[k], v)
-        else:
-            dst[k] = v
-    return dst
+def _unknown(kind, name, table):
+    shown = f'!{name}' if kind == 'tag' else repr(name)
+    return (f'unknown {kind} {shown}{_did_you_mean(name, table)} (not registered, even after '
+            f'importing {", ".join(COMPONENT_PACKAGES)})')
 
 
-def _to_attrdict(obj):
-    if isinstance(obj, dict) and not isinstance(obj, AttrDict):
-        return AttrDict({k: _to_attrdict(v) for k, v in obj.items()})
-    if isinstance(obj, AttrDict):
-        for k, v in obj.items():
-            obj[k] = _to_attrdict(v)
-    return obj
+def get_registered(name):
+    """Return the registered class called ``name`` (ConfigError with suggestions if unknown)."""
+    info = _lookup(name, _REGISTRY)
+    if info is None:
+        raise ConfigError(_unknown('class', name, _REGISTRY))
+    return info.cls
 
 
-def _record_origin(origin, data, source):
-    for k, v in data.items():
-        origin[(k,)] = source
-        if isinstance(v, dict):
-            for sub in v:
-                origin[(k, sub)] = source
-
-
-def _read_yaml(path, stack):
-    path = os.path.abspath(path)
-    if path in stack:
-        chain = ' -> '.join(stack + [path])
-        raise ConfigError(f'{path}: {BASE_KEY} inheritance cycle: {chain}')
-    with open(path) as f:
-        try:
-            data = yaml.load(f, Loader=_Loader) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f'{path}: invalid YAML: {e}') from e
-    if not isinstance(data, dict):
-        raise ConfigError(f'{path}: a config file must hold a mapping at top level')
-
-    merged, origin = {}, {}
-    bases = data.pop(BASE_KEY, [])
-    if isinstance(bases, str):
-        bases = [bases]
-    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
-        raise ConfigError(f'{path}: {BASE_KEY} must be a file name or a list of file names, '
-                          f'got {bases!r}')
-    for base in bases:
-        base_path = os.path.join(os.path.dirname(path), os.path.expanduser(str(base)))
-        if not os.path.isfile(base_path):
-            raise ConfigError(f'{path}: {BASE_KEY} entry {base!r} not found '
-                              f'(looked for {os.path.normpath(base_path)})')
-        sub, sub_origin = _read_yaml(base_path, stack + [path])
-        _deep_merge(merged, sub)
-        origin.update(sub_origin)
-    _deep_merge(merged, data)
-    _record_origin(origin, data, path)
-    return merged, origin
+# ----------------------------------------------------------------------------------------------
+# loading and merging
 
 
 _CURRENT = contextvars.ContextVar('ppdet_lite_config', default=None)
@@ -280,8 +231,19 @@ def _using(cfg):
         _CURRENT.reset(token)
 
 
+def _to_attrdict(obj):
+    if isinstance(obj, dict):
+        dup = obj if isinstance(obj, AttrDict) else AttrDict(obj)
+        for k, v in dup.items():
+            dup[k] = _to_attrdict(v)
+        return dup
+    if isinstance(obj, list):
+        return [_to_attrdict(v) for v in obj]
+    return obj
+
+
 def load_config(path, overrides=None, make_current=True):
-    """Read ``path`` (following ``_BASE_``), apply ``overrides`` and validate known sections.
+    """Read ``path`` (following ``_BASE_``), apply ``overrides``, validate, build registered tags.
 
     Args:
         path (str): YAML file.
@@ -289,18 +251,20 @@ def load_config(path, overrides=None, make_current=True):
         make_current (bool): make the result the config ``create`` uses by default.
     Returns:
         AttrDict: the merged config; ``cfg.filename`` is the file's stem, as in PaddleDetection.
+    Raises:
+        ConfigError: naming the file (and line) or ``-o override``, and the key.
     """
     if not os.path.isfile(path):
         raise ConfigError(f'config file not found: {path}')
-    data, origin = _read_yaml(path, [])
+    data, origin = read_config_file(path)
     cfg = _to_attrdict(data)
     cfg.setdefault('filename', os.path.splitext(os.path.basename(path))[0])
-    # where each key came from, for error messages: {(section, key) or (key,): file}
     object.__setattr__(cfg, '_origin', origin)
+    object.__setattr__(cfg, '_tags', {})
     if overrides:
         merge_config(overrides, cfg)
     else:
-        validate(cfg)
+        _settle(cfg)
     if make_current:
         _CURRENT.set(cfg)
     return cfg
@@ -308,23 +272,31 @@ def load_config(path, overrides=None, make_current=True):
 
 def parse_overrides(items):
     """Turn ``['a=1', 'b.c=x']`` into ``{'a': 1, 'b': {'c': 'x'}}``; values are YAML scalars."""
-    result = {}
+    result, seen = {}, {}
     for item in items or []:
         if '=' not in item:
             raise ConfigError(f'override {item!r} is not of the form key=value')
-        key, value = item.split('=', 1)
-        try:
-            value = yaml.load(value, Loader=_Loader)
-        except yaml.YAMLError as e:
-            raise ConfigError(f'override {item!r}: invalid YAML value: {e}') from e
-        node = result
+        key, text = item.split('=', 1)
         parts = key.strip().split('.')
         if not all(parts):
             raise ConfigError(f'override {item!r}: empty key component')
+        try:
+            value = parse_yaml_value(text)
+        except (yaml.YAMLError, ConfigError) as e:
+            raise ConfigError(f'override {item!r}: invalid YAML value: {e}') from e
+        for n in range(1, len(parts) + 1):
+            # 'a=1' with 'a.b=2' (either order) would silently lose one of them
+            earlier = seen.get(tuple(parts[:n]))
+            if earlier is not None and ((n < len(parts) and not earlier[1]) or
+                                        (n == len(parts) and earlier[1])):
+                raise ConfigError(f'override {item!r} conflicts with the earlier override '
+                                  f'{earlier[0]!r}')
+        for n in range(1, len(parts)):
+            seen[tuple(parts[:n])] = (item, True)
+        seen[tuple(parts)] = (item, False)
+        node = result
         for p in parts[:-1]:
             node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f'override {item!r} conflicts with an earlier override of {p!r}')
         node[parts[-1]] = value
     return result
 
@@ -338,42 +310,64 @@ def _expand_dotted(overrides):
         for p in parts[:-1]:
             node = node.setdefault(p, {})
         if isinstance(node.get(parts[-1]), dict) and isinstance(value, dict):
-            _deep_merge(node[parts[-1]], value)
+            merge_tree(node[parts[-1]], value, {}, lambda p: OVERRIDE)
         else:
             node[parts[-1]] = value
     return result
 
 
 def merge_config(overrides, cfg=None):
-    """Deep-merge ``overrides`` into ``cfg``: a list of ``key=value`` strings (``-o``), or a
-    dict whose keys may be dotted paths (``{'TrainReader.batch_size': 4}``).
+    """Merge ``overrides`` into ``cfg``: a list of ``key=value`` strings (``-o``), or a dict whose keys
+    may be dotted paths (``{'TrainReader.batch_size': 4}``). Rules: see ``config_tree``; a mapping
+    merged onto a tagged object updates its arguments and rebuilds it. On a ConfigError the config
+    is left as it was.
 
     ``cfg`` defaults to the current config. Returns the merged config (merged in place).
     """
     cfg = current_config() if cfg is None else cfg
     if isinstance(overrides, (list, tuple)):
         overrides = parse_overrides(overrides)
-    overrides = _to_attrdict(_expand_dotted(copy.deepcopy(dict(overrides))))
-    _deep_merge(cfg, overrides)
-    origin = getattr(cfg, '__dict__', {}).get('_origin')
-    if origin is not None:
-        _record_origin(origin, overrides, '-o override')
-    validate(cfg)
+    overrides = _to_attrdict(copy_tree(_expand_dotted(dict(overrides))))
+    origin = _meta(cfg, '_origin')
+    saved = copy_tree(dict(cfg)), dict(origin)
+    try:
+        merge_tree(cfg, overrides, origin, lambda p: OVERRIDE, (), _tag_of(cfg))
+        _settle(cfg)
+    except ConfigError:
+        # a refused override leaves the config as it was
+        cfg.clear()
+        cfg.update(saved[0])
+        origin.clear()
+        origin.update(saved[1])
+        raise
     return cfg
 
 
-def _origin_of(cfg, *key):
-    origin = getattr(cfg, '__dict__', {}).get('_origin', {})
-    return origin.get(key) or origin.get(key[:1]) or '<config>'
+def _settle(cfg):
+    """After loading or merging: validate what registered classes allow, build registered tags,
+    and forget the tag records of objects the config no longer holds."""
+    validate(cfg)
+    _build_tags(cfg, cfg, (), import_missing=False)
+    records = _meta(cfg, '_tags')
+    held = set()
+
+    def collect(value):
+        held.add(id(value))
+        if isinstance(value, (dict, list)):
+            for v in (value.values() if isinstance(value, dict) else value):
+                collect(v)
+    collect(cfg)
+    for key in [k for k, node in records.items() if k not in held or node.built is None]:
+        del records[key]
 
 
 # ----------------------------------------------------------------------------------------------
-# validation and creation
+# validation
 
 
 def _type_ok(default, value):
     """Primitive type check against the constructor default (None defaults accept anything)."""
-    if value is None or default is None or default is _REQUIRED:
+    if value is None or default is None or default is _REQUIRED or isinstance(value, TagNode):
         return True
     if isinstance(default, bool):
         return isinstance(value, bool)
@@ -388,90 +382,259 @@ def _type_ok(default, value):
     return True
 
 
-def _check_keys(info, section, where, skip_types=()):
+def _looks_null(value):
+    # YAML reads null, Null, NULL and ~ as null; 'None' (Python's spelling) stays a string
+    return isinstance(value, str) and value.strip().lower() in ('none', 'null')
+
+
+def _check_value(info, key, value, where, label, shared=False, check_type=True):
+    """One constructor argument: it exists, is not the string 'None', has the default's type.
+
+    Args:
+        where (str | None): origin of the value; label (str): its config key path.
+        shared (bool): the value is a top-level key taken through ``__shared__``.
+    """
     name = info.cls.__name__
-    for key, value in section.items():
-        if key not in info.params:
-            if info.var_kwargs:
-                continue
-            hint = _did_you_mean(key, info.params)
-            raise ConfigError(f'{where}: {name} has no argument {key!r}{hint}')
+    prefix = _at(where, label)
+    if key not in info.params:
+        if not info.var_kwargs:
+            raise ConfigError(f'{prefix}{name} has no argument {key!r}'
+                              f'{_did_you_mean(key, info.params)}')
+        default = _REQUIRED
+    else:
         default = info.params[key]
-        if key not in skip_types and not _type_ok(default, value):
-            raise ConfigError(f'{where}: {name}.{key} expects {type(default).__name__} '
-                              f'(default {default!r}), got {type(value).__name__} {value!r}')
+    via = ' (shared through __shared__)' if shared else ''
+    if _looks_null(value) and not isinstance(default, str):
+        shown = 'required' if default is _REQUIRED else f'default {default!r}'
+        raise ConfigError(f'{prefix}the string {value!r} is not null; did you mean null (~)? '
+                          f'({name}.{key}{via}, {shown})')
+    if check_type and not _type_ok(default, value):
+        raise ConfigError(f'{prefix}{name}.{key}{via} expects {type(default).__name__} '
+                          f'(default {default!r}), got {type(value).__name__} {value!r}')
+
+
+def _check_args(cfg, info, args, path):
+    """Check a section or ``{name: ...}`` dict (``args``, at ``path``) against ``info``."""
+    for key, value in args.items():
+        _check_value(info, key, value, _origin_of(cfg, path + (key,)), dotted(path + (key,)),
+                     check_type=key not in info.inject)
+
+
+def _check_named_dict(cfg, value, path):
+    if isinstance(value, dict) and isinstance(value.get('name'), str) and value['name'] in _REGISTRY:
+        args = {k: v for k, v in value.items() if k != 'name'}
+        _check_args(cfg, _REGISTRY[value['name']], args, path)
+
+
+def _names_in(value, found=None):
+    """Every string used as a key or value inside ``value``: the class names a config refers to."""
+    found = set() if found is None else found
+    if isinstance(value, str):
+        found.add(value)
+    elif isinstance(value, TagNode):
+        found.add(value.name)
+        _names_in(value.kwargs, found)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _names_in(k, found)
+            _names_in(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            _names_in(v, found)
+    return found
 
 
 def validate(cfg):
-    """Check every section named after a registered class for unknown keys and wrong types."""
+    """Check what registered classes allow, without importing anything: their sections, the
+    ``{name: Class, ...}`` dicts naming them, and the top-level keys taken through ``__shared__`` by
+    the classes the config names. Classes not registered yet are checked when built."""
     for name, section in cfg.items():
-        info = _REGISTRY.get(name)
-        if info is None or not isinstance(section, dict):
+        if name == 'filename':
             continue
-        for key in section:
-            where = _origin_of(cfg, name, key)
-            _check_keys(info, {key: section[key]}, where, skip_types=info.inject)
+        info = _REGISTRY.get(name)
+        if info is not None and isinstance(section, dict):
+            _check_args(cfg, info, section, (name,))
+            for key in info.inject:
+                _check_named_dict(cfg, section.get(key), (name, key))
+        else:
+            _check_named_dict(cfg, section, (name,))
+    for name in sorted(_names_in(cfg) & set(_REGISTRY)):
+        info = _REGISTRY[name]
+        own = cfg.get(name)
+        for key in info.shared:
+            if key in cfg and not (isinstance(own, dict) and key in own):
+                _check_value(info, key, cfg[key], _origin_of(cfg, (key,)), key, shared=True)
 
 
-def _materialise(obj):
-    """Build deferred tags anywhere inside ``obj`` (lists and dicts included)."""
-    if isinstance(obj, DeferredTag):
-        return obj.build()
-    if isinstance(obj, list):
-        return [_materialise(v) for v in obj]
-    if isinstance(obj, dict):
-        return type(obj)({k: _materialise(v) for k, v in obj.items()})
+# ----------------------------------------------------------------------------------------------
+# creation
+
+
+def _construct(cls, args, kwargs, where, label, sources):
+    """``cls(*args, **kwargs)``; a TypeError/ValueError becomes a ConfigError naming the entry and
+    where each argument came from (``sources``: {argument: origin})."""
+    try:
+        return cls(*args, **kwargs)
+    except (TypeError, ValueError) as e:  # ConfigError included: the class's own checks
+        by_origin = {}
+        for key, origin in sources.items():
+            by_origin.setdefault(origin, []).append(key)
+        came = '; '.join(f'{", ".join(keys)} from {origin}' for origin, keys in by_origin.items())
+        came = f' (arguments: {came})' if came else ''
+        kind = '' if isinstance(e, ConfigError) else f'{type(e).__name__}: '
+        raise ConfigError(f'{_at(where, label)}building {cls.__name__} failed: {kind}{e}{came}') from e
+
+
+def _build_tag(node, cfg, path):
+    """Build (once) the object of a TagNode at config path ``path`` and record the node for merges."""
+    if node.built is not None:
+        return node.built
+    label = dotted(path) if path else None
+    info = _lookup(node.name, _SERIALIZABLE)
+    if info is None:
+        raise ConfigError(f'{_at(node.where, label)}'
+                          f'{_unknown("tag", node.name, _SERIALIZABLE)}')
+    args, kwargs = list(node.args), {}
+    if args and not info.var_args:
+        # positional tag arguments become named ones, so a later merge can override one of them
+        try:
+            bound = inspect.signature(info.cls).bind_partial(*args)
+        except TypeError as e:
+            raise ConfigError(f'{_at(node.where, label)}!{node.name} {args!r}: {e}') from e
+        kwargs, args = dict(bound.arguments), []
+    kwargs.update(copy_tree(node.kwargs))
+    for key, value in kwargs.items():
+        _check_value(info, key, value, node.origin_of((key,)), dotted(path + (key,)))
+    _build_tags(kwargs, cfg, path, import_missing=True)
+    sources = {k: node.origin_of((k,)) for k in node.kwargs}
+    obj = _construct(info.cls, args, kwargs, node.where, label, sources)
+    node.built = obj
+    _meta(cfg, '_tags')[id(obj)] = node
     return obj
+
+
+def _registered_tags(value):
+    """True if every tag in ``value`` (a TagNode, dict or list) names a registered class."""
+    if isinstance(value, TagNode):
+        return value.name in _SERIALIZABLE and _registered_tags(value.args) and \
+            _registered_tags(value.kwargs)
+    if isinstance(value, dict):
+        return all(_registered_tags(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_registered_tags(v) for v in value)
+    return True
+
+
+def _build_tags(container, cfg, path, import_missing):
+    """Replace TagNodes inside ``container`` (a dict or list of the config) by their objects, in place.
+
+    ``import_missing=False`` (on load) builds only tags whose class is registered already.
+    """
+    items = container.items() if isinstance(container, dict) else enumerate(container)
+    for key, value in list(items):
+        if isinstance(value, TagNode):
+            if import_missing or _registered_tags(value):
+                container[key] = _build_tag(value, cfg, path + (key,))
+        elif isinstance(value, (dict, list)):
+            _build_tags(value, cfg, path + (key,), import_missing)
+
+
+def _find_reference(cfg, name):
+    """The config entry whose value is the class name ``name``: ``(origin, key path)`` or None."""
+    paths = [(k,) for k, v in cfg.items() if isinstance(v, str) and v == name]
+    for k, section in cfg.items():
+        if isinstance(section, dict):
+            paths += [(k, sub) for sub, v in section.items() if isinstance(v, str) and v == name]
+            paths += [(k, sub, 'name') for sub, v in section.items()
+                      if isinstance(v, dict) and v.get('name') == name]
+    if not paths:
+        return None
+    return _origin_of(cfg, paths[0]), dotted(paths[0][:2])
 
 
 def _resolve_inject(value, key, owner, cfg):
     """Build the object an ``__inject__`` argument names."""
+    path = (owner, key)
+    where, label = _origin_of(cfg, path), dotted(path)
+    if isinstance(value, TagNode):
+        return _build_tag(value, cfg, path)
     if value is None or not isinstance(value, (str, dict)):
-        return _materialise(value)  # already an object (or explicitly None)
-    where = _origin_of(cfg, owner, key)
+        return value  # already an object (or explicitly None)
     if isinstance(value, dict):
         if 'name' not in value:
-            raise ConfigError(f"{where}: {owner}.{key}: an injected dict needs a 'name' key")
+            raise ConfigError(f"{_at(where, label)}an injected dict needs a 'name' key naming a "
+                              f"class, got {dict(value)!r}")
         args = {k: v for k, v in value.items() if k != 'name'}
-        return _build(value['name'], cfg, args, referrer=f'{where}: {owner}.{key}')
+        return _build(value['name'], cfg, args, ref=(where, label), args_path=path)
     entry = cfg.get(value)
-    if entry is not None and not isinstance(entry, dict):
-        return _materialise(entry)  # a tagged object stored under a top-level key
-    return _build(value, cfg, {}, referrer=f'{where}: {owner}.{key}')
+    if isinstance(entry, TagNode):
+        cfg[value] = _build_tag(entry, cfg, (value,))
+        return cfg[value]
+    if entry is not None and not isinstance(entry, (dict, str, list)):
+        return entry  # a tagged object stored under a top-level key
+    return _build(value, cfg, {}, ref=(where, label))
 
 
-def _build(name, cfg, overrides, referrer=None, **from_config_kwargs):
-    if name not in _REGISTRY:
+def _build(name, cfg, overrides, ref=None, args_path=None, **from_config_kwargs):
+    """Build ``name``: a registered class (from its section, ``overrides`` and shared keys), or a
+    top-level key holding a tag, a built object or a ``{name: Class, ...}`` dict.
+
+    Args:
+        ref ((origin, label) | None): the config entry that named ``name``, for messages.
+        args_path (tuple | None): config path of ``overrides`` (an injected ``{name: ...}`` dict).
+    """
+    info = _REGISTRY.get(name)
+    if info is None:
         entry = cfg.get(name)
-        if entry is not None and not isinstance(entry, dict):
-            return _materialise(entry)
+        if isinstance(entry, TagNode):
+            cfg[name] = _build_tag(entry, cfg, (name,))
+            return cfg[name]
+        if entry is not None and not isinstance(entry, (dict, str, list, tuple, bool, int, float)):
+            return entry
         if isinstance(entry, dict) and 'name' in entry:
             # a top-level key holding {name: ClassName, **args}, e.g. TrainDataset
             args = {k: v for k, v in entry.items() if k != 'name'}
-            return _build(entry['name'], cfg, args, referrer=f'{_origin_of(cfg, name)}: {name}')
-        prefix = f'{referrer}: ' if referrer else ''
-        raise ConfigError(f'{prefix}unknown class {name!r}{_did_you_mean(name, _REGISTRY)}')
-    info = _REGISTRY[name]
+            return _build(entry['name'], cfg, args, ref=(_origin_of(cfg, (name, 'name')), name),
+                          args_path=(name,))
+        info = _lookup(name, _REGISTRY)
+        if info is None:
+            where, label = ref or _find_reference(cfg, name) or (None, None)
+            raise ConfigError(f'{_at(where, label)}{_unknown("class", name, _REGISTRY)}')
     section = cfg.get(name)
-    where = _origin_of(cfg, name)
+    where, label = _origin_of(cfg, (name,)), name
     if isinstance(section, (bool, int, float, str, list, tuple)):
-        raise ConfigError(f'{where}: {name} must be a mapping of constructor arguments, got '
-                          f'{type(section).__name__} {section!r}')
+        raise ConfigError(f'{_at(where, label)}a section of constructor arguments must be a '
+                          f'mapping, got {type(section).__name__} {section!r}')
+    if isinstance(section, TagNode):
+        cfg[name] = _build_tag(section, cfg, (name,))
+        return cfg[name]
     if section is not None and not isinstance(section, dict):
-        return _materialise(section)  # an already-built object
-    kwargs = _materialise(dict(section or {}))
-    kwargs.update(_materialise(overrides))
-    _check_keys(info, kwargs, referrer or where, skip_types=info.inject)
+        return section  # an already-built object
+    if section is not None:
+        _build_tags(section, cfg, (name,), import_missing=True)
+    if overrides:
+        _build_tags(overrides, cfg, args_path or (name,), import_missing=True)
+    sources = {k: _origin_of(cfg, (name, k)) for k in section or {}}
+    sources.update({k: _origin_of(cfg, (args_path or (name,)) + (k,)) for k in overrides})
+    kwargs = dict(section or {})
+    kwargs.update(overrides)
+    for key, value in kwargs.items():
+        key_path = ((args_path or (name,)) if key in overrides else (name,)) + (key,)
+        _check_value(info, key, value, sources[key], dotted(key_path),
+                     check_type=key not in info.inject)
 
     for key in info.shared:
         if key not in kwargs and key in cfg:
-            _check_keys(info, {key: cfg[key]}, f'{_origin_of(cfg, key)}: top-level {key!r}')
+            _check_value(info, key, cfg[key], _origin_of(cfg, (key,)), key, shared=True)
             kwargs[key] = cfg[key]
+            sources[key] = _origin_of(cfg, (key,))
     for key in info.inject:
         value = kwargs.get(key, info.params.get(key))
         if value is not _REQUIRED:
             kwargs[key] = _resolve_inject(value, key, name, cfg)
 
+    where = where or (ref[0] if ref else None)
+    label = ref[1] if ref and not cfg.get(name) else label
     from_config = getattr(info.cls, 'from_config', None)
     if from_config is not None:
         # the hook sees the constructor defaults too, as PaddleDetection's schema provides them
@@ -480,20 +643,19 @@ def _build(name, cfg, overrides, referrer=None, **from_config_kwargs):
         try:
             kwargs.update(from_config(section_view, **from_config_kwargs) or {})
         except ConfigError as e:
-            raise ConfigError(f'{referrer or where}: while building {name}: {e}') from e
+            raise ConfigError(f'{_at(where, label)}while building {name}: {e}') from e
+        except KeyError as e:
+            raise ConfigError(f'{_at(where, label)}{name}.from_config needs the argument {e} '
+                              f'(set it in the {name} section)') from e
     elif from_config_kwargs:
         kwargs.update(from_config_kwargs)
 
     missing = [k for k, d in info.params.items() if d is _REQUIRED and k not in kwargs]
     if missing:
-        raise ConfigError(f'{referrer or where}: {name} is missing required argument(s) '
+        raise ConfigError(f'{_at(where, label)}{name} is missing required argument(s) '
                           f'{", ".join(missing)} (set them in the {name} section)')
-    try:
-        return info.cls(**kwargs)
-    except ConfigError:
-        raise
-    except TypeError as e:
-        raise ConfigError(f'{referrer or where}: building {name} failed: {e}') from e
+    return _construct(info.cls, [], kwargs, where, label,
+                      {k: s for k, s in sources.items() if s})
 
 
 def create(cls_or_name, cfg=None, **kwargs):
@@ -501,12 +663,21 @@ def create(cls_or_name, cfg=None, **kwargs):
 
     Args:
         cls_or_name (str | type): a registered class (or its name), a top-level key holding a
-            tagged object (returned as is) or a ``{name: ClassName, **args}`` dict (built).
+            tagged object (built on first use, then stored in the config in its place and returned
+            as is) or a ``{name: ClassName, **args}`` dict (built anew on each call).
         cfg (dict | None): the config; defaults to the current one (see ``load_config``).
         **kwargs: passed to the class's ``from_config`` hook (e.g. ``input_shape=``), or straight
             to the constructor when it has none.
+    Raises:
+        ConfigError: naming the origin and key of the offending value.
     """
-    name = cls_or_name if isinstance(cls_or_name, str) else cls_or_name.__name__
+    if isinstance(cls_or_name, type):
+        name = cls_or_name.__name__
+    elif isinstance(cls_or_name, str):
+        name = cls_or_name
+    else:
+        raise ConfigError(f'create() takes a class or a class name, got {type(cls_or_name).__name__} '
+                          f'{cls_or_name!r}')
     cfg = current_config() if cfg is None else cfg
     with _using(cfg):
         return _build(name, cfg, {}, **kwargs)
