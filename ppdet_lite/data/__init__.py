@@ -6,3 +6,5 @@ Importing this package registers every dataset, transform and reader with
 
 from . import transforms
 from . import datasets
+from . import reader
+from .reader import EvalReader, TestReader, TrainReader

@@ -1,0 +1,297 @@
+"""ppdet_lite.data.transforms: every op on hand-computed cases (the arithmetic is in the comments),
+invariants of the random ops over many seeds, and PaddleDetection 2.6 golden outputs.
+
+The reference sample is a 50 x 100 (h x w) image with the box [10, 5, 30, 25] (x1 y1 x2 y2)."""
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from ppdet_lite.data import transforms as T
+from ppdet_lite.data.transforms import ImageDecodeError
+
+GOLDEN = os.path.join(os.path.dirname(__file__), 'data', 'ppdet26_transforms_golden.npz')
+
+
+def make_sample(h=50, w=100, boxes=([10, 5, 30, 25],), classes=None, image=None):
+    boxes = np.array(boxes, dtype=np.float32).reshape(-1, 4)
+    n = len(boxes)
+    if image is None:
+        image = np.arange(h * w * 3, dtype=np.int64).reshape(h, w, 3).astype(np.uint8)
+    classes = np.arange(n) if classes is None else np.asarray(classes)
+    return {
+        'image': image, 'h': h, 'w': w, 'im_id': np.array([7]),
+        'im_shape': np.array([h, w], np.float32), 'scale_factor': np.array([1, 1], np.float32),
+        'gt_bbox': boxes, 'gt_class': classes.reshape(-1, 1).astype(np.int32),
+        'is_crowd': (classes.reshape(-1, 1) % 2).astype(np.int32),
+    }
+
+
+def test_every_op_is_registered_and_exported():
+    from ppdet_lite.core.workspace import get_registered
+    ops = ['Decode', 'RandomDistort', 'NormalizeImage', 'RandomFlip', 'Resize', 'RandomExpand',
+           'RandomCrop', 'Permute', 'BatchRandomResize', 'PadGT', 'PadBatch']
+    for name in ops:
+        assert get_registered(name) is getattr(T, name)
+    assert set(ops) <= set(T.__all__)
+
+
+# ------------------------------------------------------------------------------------------------
+# Decode
+
+
+def test_decode_reads_rgb_and_sets_shape_fields(tmp_path):
+    bgr = np.zeros((20, 30, 3), np.uint8)
+    bgr[..., 0], bgr[..., 1], bgr[..., 2] = 10, 20, 200      # B, G, R
+    path = str(tmp_path / 'a.png')
+    cv2.imwrite(path, bgr)
+    out = T.Decode()({'im_file': path, 'h': 20., 'w': 30.})
+    assert out['image'].dtype == np.uint8 and out['image'].shape == (20, 30, 3)
+    assert out['image'][0, 0].tolist() == [200, 20, 10]      # RGB
+    assert (out['h'], out['w']) == (20, 30)
+    np.testing.assert_array_equal(out['im_shape'], np.array([20, 30], np.float32))
+    np.testing.assert_array_equal(out['scale_factor'], np.array([1, 1], np.float32))
+    assert out['im_shape'].dtype == np.float32 and out['scale_factor'].dtype == np.float32
+    assert 'im_file' not in out                              # as PaddleDetection's Decode
+
+
+def test_decode_trusts_the_image_over_the_annotation_size(tmp_path):
+    path = str(tmp_path / 'b.jpg')
+    cv2.imwrite(path, np.zeros((12, 16, 3), np.uint8))
+    out = T.Decode()({'im_file': path, 'h': 99., 'w': 99.})
+    assert (out['h'], out['w']) == (12, 16)
+
+
+def test_decode_accepts_bytes_and_arrays(tmp_path):
+    ok, buf = cv2.imencode('.png', np.full((5, 6, 3), 9, np.uint8))
+    assert T.Decode()({'image': buf.tobytes()})['image'].shape == (5, 6, 3)
+    arr = np.zeros((4, 3, 3), np.uint8)
+    assert T.Decode()({'image': arr})['image'] is arr
+
+
+@pytest.mark.parametrize('content', [b'', b'not an image at all', b'\x89PNG\r\n\x1a\n broken'])
+def test_decode_corrupt_file_raises_naming_it(tmp_path, content):
+    path = tmp_path / 'corrupt.jpg'
+    path.write_bytes(content)
+    with pytest.raises(ImageDecodeError, match='corrupt.jpg'):
+        T.Decode()({'im_file': str(path)})
+
+
+def test_decode_missing_file_raises_naming_it(tmp_path):
+    with pytest.raises(ImageDecodeError, match='missing.jpg'):
+        T.Decode()({'im_file': str(tmp_path / 'missing.jpg')})
+
+
+# ------------------------------------------------------------------------------------------------
+# RandomFlip
+
+
+def test_flip_moves_boxes_with_the_image():
+    s = make_sample(boxes=[[10, 5, 30, 25], [0, 0, 100, 50]])
+    image = s['image'].copy()
+    out = T.RandomFlip(prob=1.0)(s)
+    # w = 100: x1' = 100 - 30 = 70, x2' = 100 - 10 = 90; the full-image box stays [0, 0, 100, 50]
+    np.testing.assert_array_equal(out['gt_bbox'], [[70, 5, 90, 25], [0, 0, 100, 50]])
+    np.testing.assert_array_equal(out['image'], image[:, ::-1])
+    # the pixel at column x moves to column w - 1 - x
+    assert out['image'][3, 99 - 12].tolist() == image[3, 12].tolist()
+    assert out['flipped'] is True
+    np.testing.assert_array_equal(out['gt_class'], [[0], [1]])
+
+
+def test_flip_prob_zero_and_empty_boxes():
+    s = make_sample()
+    image = s['image'].copy()
+    out = T.RandomFlip(prob=0.0)(s)
+    np.testing.assert_array_equal(out['gt_bbox'], [[10, 5, 30, 25]])
+    np.testing.assert_array_equal(out['image'], image)
+    assert 'flipped' not in out
+    empty = T.RandomFlip(prob=1.0)(make_sample(boxes=np.zeros((0, 4))))
+    assert empty['gt_bbox'].shape == (0, 4)
+
+
+def test_flip_prob_is_a_probability():
+    hits = sum('flipped' in T.RandomFlip(0.25)(make_sample()) for _ in range(2000))
+    assert 400 < hits < 600                                   # 2000 * 0.25 = 500
+    with pytest.raises(TypeError, match='prob'):
+        T.RandomFlip(prob='half')
+
+
+# ------------------------------------------------------------------------------------------------
+# Resize
+
+
+def test_resize_x2_scales_boxes_and_shape_fields():
+    out = T.Resize(target_size=[100, 200], keep_ratio=False)(make_sample())
+    # scale_y = 100 / 50 = 2, scale_x = 200 / 100 = 2: [10, 5, 30, 25] * 2 = [20, 10, 60, 50]
+    np.testing.assert_array_equal(out['gt_bbox'], [[20, 10, 60, 50]])
+    assert out['image'].shape == (100, 200, 3) and out['image'].dtype == np.float32
+    np.testing.assert_array_equal(out['im_shape'], [100, 200])
+    np.testing.assert_array_equal(out['scale_factor'], [2, 2])
+
+
+def test_resize_anisotropic_and_chained_scale_factor():
+    s = make_sample()
+    s['scale_factor'] = np.array([0.5, 1.0], np.float32)       # from an earlier resize
+    out = T.Resize(target_size=[25, 400], keep_ratio=False)(s)
+    # scale_y = 25 / 50 = 0.5, scale_x = 400 / 100 = 4
+    # x: 10 * 4 = 40, 30 * 4 = 120; y: 5 * 0.5 = 2.5, 25 * 0.5 = 12.5
+    np.testing.assert_array_equal(out['gt_bbox'], [[40, 2.5, 120, 12.5]])
+    np.testing.assert_array_equal(out['scale_factor'], [0.5 * 0.5, 1.0 * 4])
+    assert out['image'].shape == (25, 400, 3)
+
+
+def test_resize_keep_ratio():
+    out = T.Resize(target_size=[80, 120], keep_ratio=True)(make_sample())
+    # s = min(min(80, 120) / min(50, 100), max(80, 120) / max(50, 100)) = min(1.6, 1.2) = 1.2
+    # image 50 x 100 -> 60 x 120; box * 1.2 = [12, 6, 36, 30]
+    np.testing.assert_allclose(out['gt_bbox'], [[12, 6, 36, 30]], rtol=1e-6)
+    assert out['image'].shape == (60, 120, 3)
+    np.testing.assert_allclose(out['im_shape'], [60, 120])
+    np.testing.assert_allclose(out['scale_factor'], [1.2, 1.2])
+
+
+def test_resize_int_target_and_clipping():
+    s = make_sample(boxes=[[95, 45, 100, 50]])
+    out = T.Resize(target_size=20, keep_ratio=False)(s)
+    # 20 / 50 = 0.4 in y, 20 / 100 = 0.2 in x: [19, 18, 20, 20], inside the 20 x 20 image
+    np.testing.assert_allclose(out['gt_bbox'], [[19, 18, 20, 20]], rtol=1e-6)
+    s = make_sample(boxes=[[90, 40, 104, 56]])                # pokes out of the 50 x 100 image
+    out = T.Resize(target_size=[100, 200], keep_ratio=False)(s)
+    # x2: [180, 80, 208, 112] clipped to the 200 x 100 image -> [180, 80, 200, 100]
+    np.testing.assert_array_equal(out['gt_bbox'], [[180, 80, 200, 100]])
+
+
+def test_resize_bad_target_size():
+    for bad in ('640', [640], [640, 0], True):
+        with pytest.raises(TypeError, match='target_size'):
+            T.Resize(target_size=bad, keep_ratio=False)
+
+
+# ------------------------------------------------------------------------------------------------
+# NormalizeImage and Permute
+
+
+def test_normalize_mean_std():
+    im = np.zeros((1, 2, 3), np.uint8)
+    im[0, 1] = 255
+    out = T.NormalizeImage(mean=[0.5, 0.5, 0.25], std=[0.25, 0.5, 0.25])({'image': im})['image']
+    # pixel 0: (0 - 0.5) / 0.25 = -2, (0 - 0.5) / 0.5 = -1, (0 - 0.25) / 0.25 = -1
+    # pixel 255: (1 - 0.5) / 0.25 = 2, (1 - 0.5) / 0.5 = 1, (1 - 0.25) / 0.25 = 3
+    np.testing.assert_allclose(out, [[[-2, -1, -1], [2, 1, 3]]], rtol=1e-6)
+    assert out.dtype == np.float32
+
+
+def test_normalize_without_scale_or_mean():
+    im = np.full((1, 1, 3), 51, np.uint8)
+    out = T.NormalizeImage(mean=[1, 1, 1], std=[2, 2, 2], is_scale=False)({'image': im})
+    np.testing.assert_allclose(out['image'], [[[25, 25, 25]]])   # (51 - 1) / 2
+    out = T.NormalizeImage(is_scale=True, norm_type='none')({'image': im})
+    np.testing.assert_allclose(out['image'], [[[0.2, 0.2, 0.2]]], rtol=1e-6)  # 51 / 255
+
+
+def test_normalize_rejects_bad_arguments():
+    with pytest.raises(ValueError, match='std'):
+        T.NormalizeImage(std=[1, 0, 1])
+    with pytest.raises(TypeError):
+        T.NormalizeImage(norm_type='minmax')
+
+
+def test_permute_hwc_to_chw():
+    im = np.arange(2 * 3 * 3).reshape(2, 3, 3)
+    out = T.Permute()({'image': im})['image']
+    assert out.shape == (3, 2, 3)
+    assert out[2, 1, 0] == im[1, 0, 2]                         # [c, y, x] = [y, x, c]
+
+
+def test_sample_ops_also_map_over_a_list():
+    # PaddleDetection configs put NormalizeImage / Permute in batch_transforms
+    batch = [{'image': np.zeros((2, 4, 3), np.uint8)}, {'image': np.zeros((5, 4, 3), np.uint8)}]
+    out = T.Permute()(T.NormalizeImage()(batch))
+    assert [s['image'].shape for s in out] == [(3, 2, 4), (3, 5, 4)]
+
+
+# ------------------------------------------------------------------------------------------------
+# batch ops
+
+
+def test_batch_random_resize_fixed_size():
+    batch = [make_sample(), make_sample(h=40, w=80, boxes=[[0, 0, 40, 20]])]
+    out = T.BatchRandomResize(target_size=[100, 200], keep_ratio=False, random_size=False)(batch)
+    # sample 1: x2 in both axes -> [20, 10, 60, 50]; sample 2: 100 / 40 = 2.5, 200 / 80 = 2.5
+    np.testing.assert_array_equal(out[0]['gt_bbox'], [[20, 10, 60, 50]])
+    np.testing.assert_array_equal(out[1]['gt_bbox'], [[0, 0, 100, 50]])
+    np.testing.assert_array_equal(out[1]['scale_factor'], [2.5, 2.5])
+    assert [s['image'].shape for s in out] == [(100, 200, 3)] * 2
+    assert all(s['im_shape'].tolist() == [100, 200] for s in out)
+
+
+def test_batch_random_resize_draws_one_size_per_batch():
+    op = T.BatchRandomResize(target_size=[32, 48, 64], keep_ratio=False, random_size=True,
+                             random_interp=True)
+    seen = set()
+    for seed in range(40):
+        np.random.seed(seed)
+        batch = [make_sample(), make_sample(h=60, w=40, boxes=[[4, 6, 20, 30]])]
+        out = op(batch)
+        sizes = {s['image'].shape[:2] for s in out}
+        assert len(sizes) == 1
+        (h, w), = sizes
+        seen.add(h)
+        assert h == w
+        for s, (h0, w0) in zip(out, [(50, 100), (60, 40)]):
+            # scale_factor * original size = network size, and im_shape = the image's size
+            np.testing.assert_allclose(s['scale_factor'] * [h0, w0], [h, w], rtol=1e-6)
+            np.testing.assert_array_equal(s['im_shape'], [h, w])
+    assert seen == {32, 48, 64}
+    with pytest.raises(TypeError, match='list'):
+        T.BatchRandomResize(target_size=640, keep_ratio=False, random_size=True)
+    # a one-element list is not a size: rejected when the op is built, not at the first batch
+    with pytest.raises(TypeError, match=r'random_size False.*\[h, w\]'):
+        T.BatchRandomResize(target_size=[64], keep_ratio=False, random_size=False)
+    with pytest.raises(TypeError, match=r"bad: '320'"):
+        T.BatchRandomResize(target_size=[256, '320'], keep_ratio=False)
+
+
+def test_pad_gt_pads_to_the_batch_max_with_a_mask():
+    batch = [make_sample(boxes=[[1, 2, 3, 4], [5, 6, 7, 8]], classes=[3, 4]),
+             make_sample(boxes=np.zeros((0, 4)), classes=[]),
+             make_sample(boxes=[[9, 9, 19, 19]], classes=[1])]
+    batch[2]['difficult'] = np.array([[1]], np.int32)
+    out = T.PadGT()(batch)
+    # n_max = max(2, 0, 1) = 2
+    np.testing.assert_array_equal(out[0]['pad_gt_mask'], [[1], [1]])
+    np.testing.assert_array_equal(out[1]['pad_gt_mask'], [[0], [0]])
+    np.testing.assert_array_equal(out[2]['pad_gt_mask'], [[1], [0]])
+    np.testing.assert_array_equal(out[2]['gt_bbox'], [[9, 9, 19, 19], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(out[2]['gt_class'], [[1], [0]])
+    np.testing.assert_array_equal(out[2]['difficult'], [[1], [0]])
+    np.testing.assert_array_equal(out[0]['gt_class'], [[3], [4]])
+    np.testing.assert_array_equal(out[0]['is_crowd'], [[1], [0]])   # 3 % 2, 4 % 2
+    assert out[1]['gt_bbox'].shape == (2, 4) and not out[1]['gt_bbox'].any()
+    for s in out:
+        assert s['gt_bbox'].dtype == np.float32 and s['gt_class'].dtype == np.int32
+        assert s['pad_gt_mask'].dtype == np.float32 and s['is_crowd'].dtype == np.int32
+
+
+def test_pad_gt_when_no_sample_has_boxes():
+    batch = [make_sample(boxes=np.zeros((0, 4)), classes=[]) for _ in range(2)]
+    out = T.PadGT()(batch)
+    for s in out:
+        assert s['pad_gt_mask'].shape == (0, 1) and s['pad_gt_mask'].dtype == np.float32
+        assert s['gt_bbox'].shape == (0, 4) and s['gt_class'].shape == (0, 1)
+    assert 'pad_gt_mask' not in T.PadGT(return_gt_mask=False)([make_sample()])[0]
+
+
+def test_pad_batch_to_stride():
+    a, b = np.ones((3, 50, 100), np.float32), np.full((3, 40, 120), 2, np.float32)
+    out = T.PadBatch(pad_to_stride=32)([{'image': a}, {'image': b}])
+    # max h 50 -> ceil(50 / 32) * 32 = 64; max w 120 -> 128
+    assert [s['image'].shape for s in out] == [(3, 64, 128)] * 2
+    assert out[0]['image'][:, :50, :100].min() == 1 and out[0]['image'][:, 50:].max() == 0
+    assert out[0]['image'][:, :, 100:].max() == 0
+    assert out[1]['image'][:, :40, :120].min() == 2 and out[1]['image'][:, 40:].max() == 0
+    out = T.PadBatch()([{'image': a}, {'image': b}])            # stride 0: batch max only
+    assert [s['image'].shape for s in out] == [(3, 50, 120)] * 2
