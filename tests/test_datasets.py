@@ -1,5 +1,6 @@
-"""Datasets on tiny hand-written annotation files: boxes, class mapping, crowd, clipping, degenerate
-boxes, empty images, bad files, corrupt images, YAML tags and per-sample seeding."""
+"""Datasets on tiny hand-written annotation files (COCO, VOC, image folders): boxes, class mapping,
+crowd, clipping, degenerate boxes, empty images, bad files, corrupt images, YAML tags and `-o`,
+per-sample seeding and category lists."""
 
 import json
 import logging
@@ -10,8 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from ppdet_lite.core.workspace import load_config, create
-from ppdet_lite.data.datasets import COCODataSet, DetDataset
+from ppdet_lite.core.workspace import create, load_config, merge_config
+from ppdet_lite.data.datasets import (COCODataSet, DetDataset, ImageFolder, VOCDataSet,
+                                      get_categories)
 from ppdet_lite.data.datasets.dataset import sample_seed
 from ppdet_lite.data.transforms.loading import ImageDecodeError
 
@@ -347,3 +349,206 @@ def test_mix_epochs_hand_the_transform_several_records():
     assert isinstance(ds[1], dict)
     ds.set_kwargs(mixup_epoch=0)  # 0: always
     assert len(ds[1]) == 2
+
+
+def test_coco_dataset_dir_from_command_line_override(tmp_path):
+    """``-o TrainDataset.dataset_dir=...`` retargets a tagged dataset without editing the file."""
+    anno = write_coco(tmp_path / 'mine', [img(1)], [ann(1, 1, 3, [1, 1, 5, 5])], CATS)
+    cfg_path = tmp_path / 'data.yml'
+    cfg_path.write_text(
+        "TrainDataset: !COCODataSet\n"
+        "  dataset_dir: dataset/coco\n  image_dir: train2017\n"
+        "  anno_path: annotations/instances_train2017.json\n"
+        "  data_fields: ['image', 'gt_bbox', 'gt_class', 'is_crowd']\n")
+    cfg = load_config(str(cfg_path))
+    merge_config([f'TrainDataset.dataset_dir={tmp_path / "mine"}', 'TrainDataset.image_dir=images',
+                  f'TrainDataset.anno_path={anno}'], cfg)
+    ds = create('TrainDataset', cfg)
+    assert ds.dataset_dir == str(tmp_path / 'mine') and ds.image_dir == 'images'
+    ds.parse_dataset()
+    assert ds.roidbs[0]['im_file'] == os.path.join(str(tmp_path / 'mine'), 'images', '001.png')
+
+
+# ---------------------------------------------------------------------------------------------
+# VOCDataSet
+
+
+def write_voc_xml(path, objects, w=96, h=64, im_id=None):
+    """objects: (name, xmin, ymin, xmax, ymax, difficult or None)."""
+    parts = ['<annotation>']
+    if im_id is not None:
+        parts.append(f'<id>{im_id}</id>')
+    parts.append(f'<size><width>{w}</width><height>{h}</height><depth>3</depth></size>')
+    for name, x1, y1, x2, y2, difficult in objects:
+        parts.append('<object>' + f'<name>{name}</name>'
+                     + ('' if difficult is None else f'<difficult>{difficult}</difficult>')
+                     + f'<bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x2}</xmax>'
+                       f'<ymax>{y2}</ymax></bndbox></object>')
+    parts.append('</annotation>')
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(''.join(parts))
+
+
+def voc_set(root, per_image, labels=('person', 'car')):
+    """JPEGImages/<i>.png, Annotations/<i>.xml, trainval.txt and label_list.txt under root."""
+    lines = []
+    for i, objects in enumerate(per_image):
+        write_image(os.path.join(root, 'JPEGImages', f'{i}.png'))
+        write_voc_xml(os.path.join(root, 'Annotations', f'{i}.xml'), objects)
+        lines.append(f'JPEGImages/{i}.png Annotations/{i}.xml')
+    with open(os.path.join(root, 'trainval.txt'), 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    with open(os.path.join(root, 'label_list.txt'), 'w') as f:
+        f.write('\n'.join(labels) + '\n')
+
+
+VOC_FIELDS = ['image', 'gt_bbox', 'gt_class', 'difficult']
+
+
+def voc(root, **kwargs):
+    ds = VOCDataSet(dataset_dir=str(root), anno_path='trainval.txt',
+                    data_fields=kwargs.pop('data_fields', VOC_FIELDS),
+                    label_list=kwargs.pop('label_list', 'label_list.txt'), **kwargs)
+    ds.parse_dataset()
+    return ds
+
+
+def test_voc_boxes_classes_and_difficult(tmp_path):
+    voc_set(tmp_path, [[('car', 10, 5, 30, 35, 1), ('person', 0.5, 2, 4.5, 9, None)],
+                       [('person', 1, 1, 8, 8, 0)]])
+    ds = voc(tmp_path)
+    assert ds.cname2cid == {'person': 0, 'car': 1}
+    assert len(ds) == 2
+    rec = ds.roidbs[0]
+    assert rec['im_file'] == os.path.join(str(tmp_path), 'JPEGImages', '0.png')
+    assert rec['im_id'].tolist() == [0] and (rec['h'], rec['w']) == (64., 96.)
+    # coordinates as written: PaddleDetection subtracts nothing
+    np.testing.assert_array_equal(rec['gt_bbox'], [[10, 5, 30, 35], [0.5, 2, 4.5, 9]])
+    assert rec['gt_class'].tolist() == [[1], [0]]
+    assert rec['difficult'].tolist() == [[1], [0]]  # a missing <difficult> reads 0
+    assert ds.roidbs[1]['im_id'].tolist() == [1]
+    assert ds.get_label_list() == os.path.join(str(tmp_path), 'label_list.txt')
+
+
+def test_voc_clips_to_last_pixel_and_drops_degenerate_boxes(tmp_path, logs):
+    # 96 x 64 image: PaddleDetection clips x2 to w - 1 = 95 and y2 to h - 1 = 63
+    voc_set(tmp_path, [[('car', -4, 10, 120, 80, 0), ('car', 20, 20, 20, 30, 0),
+                        ('car', 100, 10, 110, 20, 0)]])
+    ds = voc(tmp_path)
+    np.testing.assert_array_equal(ds.roidbs[0]['gt_bbox'], [[0, 10, 95, 63]])
+    xml = os.path.join(str(tmp_path), 'Annotations', '0.xml')
+    assert any('dropped 2 boxes' in m and xml in m for m in warnings_of(logs))
+
+
+def test_voc_xml_id_and_default_voc_labels(tmp_path):
+    voc_set(tmp_path, [[('dog', 1, 1, 8, 8, 0)]])
+    write_voc_xml(os.path.join(str(tmp_path), 'Annotations', '0.xml'),
+                  [('dog', 1, 1, 8, 8, 0)], im_id=42)
+    ds = voc(tmp_path, label_list=None)
+    assert ds.roidbs[0]['im_id'].tolist() == [42]
+    assert ds.roidbs[0]['gt_class'].tolist() == [[11]]  # 'dog' is VOC class 11
+    assert ds.get_label_list() is None
+
+
+def test_voc_empty_images_and_allow_empty(tmp_path):
+    voc_set(tmp_path, [[('car', 1, 1, 8, 8, 0)], [], [('car', 200, 1, 208, 8, 0)]])
+    assert len(voc(tmp_path)) == 1
+    ds = voc(tmp_path, allow_empty=True)
+    assert [r['gt_bbox'].shape[0] for r in ds.roidbs] == [1, 0, 0]
+    # int(1 * 0.5 / 0.5) = 1 of the 2 empty images
+    assert len(voc(tmp_path, allow_empty=True, empty_ratio=0.5)) == 2
+
+
+def test_voc_bad_input_is_named(tmp_path):
+    voc_set(tmp_path, [[('bus', 1, 1, 8, 8, 0)]])
+    xml = os.path.join(str(tmp_path), 'Annotations', '0.xml')
+    with pytest.raises(ValueError, match="class 'bus' is not in") as e:
+        voc(tmp_path)
+    assert xml in str(e.value)
+    with pytest.raises(FileNotFoundError, match='nolabels.txt'):
+        voc(tmp_path, label_list='nolabels.txt')
+    with pytest.raises(FileNotFoundError, match='trainval.txt'):
+        VOCDataSet(str(tmp_path / 'elsewhere'), anno_path='trainval.txt').parse_dataset()
+    (tmp_path / 'trainval.txt').write_text('')
+    with pytest.raises(ValueError, match='trainval.txt.* is empty'):
+        voc(tmp_path)
+    (tmp_path / 'trainval.txt').write_text('JPEGImages/0.png\n')
+    with pytest.raises(ValueError, match=r'trainval.txt:1: expected'):
+        voc(tmp_path)
+
+
+def test_voc_missing_files_skipped_and_nothing_usable_is_an_error(tmp_path, logs):
+    voc_set(tmp_path, [[('car', 1, 1, 8, 8, 0)], [('car', 1, 1, 8, 8, 0)]])
+    gone = os.path.join(str(tmp_path), 'JPEGImages', '1.png')
+    os.remove(gone)
+    assert len(voc(tmp_path)) == 1
+    assert any(gone in m for m in warnings_of(logs))
+    os.remove(os.path.join(str(tmp_path), 'Annotations', '0.xml'))
+    with pytest.raises(ValueError, match='no usable image in .*trainval.txt'):
+        voc(tmp_path)
+
+
+def test_voc_from_yaml_tag(tmp_path):
+    voc_set(tmp_path, [[('car', 1, 1, 8, 8, 0)]])
+    cfg_path = tmp_path / 'voc.yml'
+    cfg_path.write_text(f"EvalDataset: !VOCDataSet {{dataset_dir: {tmp_path}, anno_path: "
+                        f"trainval.txt, label_list: label_list.txt, data_fields: {VOC_FIELDS}}}\n")
+    ds = create('EvalDataset', load_config(str(cfg_path)))
+    assert isinstance(ds, VOCDataSet)
+    assert ds.label_list == 'label_list.txt' and ds.data_fields == VOC_FIELDS
+    assert len(ds) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# ImageFolder and categories
+
+
+def test_image_folder_set_images(tmp_path):
+    for name in ('b.jpg', 'a.PNG', 'sub/c.bmp', 'notes.txt'):
+        path = tmp_path / 'imgs' / name
+        os.makedirs(path.parent, exist_ok=True)
+        path.write_bytes(b'x')
+    single = tmp_path / 'one.jpeg'
+    single.write_bytes(b'x')
+    ds = ImageFolder(anno_path='label_list.txt')
+    ds.set_images([str(tmp_path / 'imgs'), str(single)])
+    files = [r['im_file'] for r in ds.roidbs]
+    assert files == [str(tmp_path / 'imgs' / n) for n in ('a.PNG', 'b.jpg', 'sub/c.bmp')] + \
+        [str(single)]
+    assert [r['im_id'].tolist() for r in ds.roidbs] == [[0], [1], [2], [3]]
+    assert ds.get_imid2path() == dict(enumerate(files))
+    assert ds.get_anno() == 'label_list.txt' and ds.get_label_list() == 'label_list.txt'
+    assert len(ds) == 4
+
+
+def test_image_folder_from_config_and_errors(tmp_path):
+    (tmp_path / 'x.jpg').write_bytes(b'x')
+    (tmp_path / 'y.jpg').write_bytes(b'x')
+    ds = ImageFolder(dataset_dir=str(tmp_path), image_dir='.', anno_path='a.json', sample_num=1)
+    assert len(ds) == 1 and ds.get_anno() == os.path.join(str(tmp_path), 'a.json')
+    with pytest.raises(FileNotFoundError, match='nothere.jpg'):
+        ImageFolder().set_images([str(tmp_path / 'nothere.jpg')])
+    (tmp_path / 'notes.txt').write_text('')
+    with pytest.raises(ValueError, match='notes.txt.* is not an image'):
+        ImageFolder().set_images([str(tmp_path / 'notes.txt')])
+    os.makedirs(tmp_path / 'empty')
+    with pytest.raises(ValueError, match='no image file found'):
+        ImageFolder().set_images([str(tmp_path / 'empty')])
+
+
+def test_get_categories(tmp_path):
+    anno = write_coco(tmp_path, [img(1)], [ann(1, 1, 3, [1, 1, 5, 5])], CATS)
+    clsid2catid, catid2name = get_categories('COCO', str(tmp_path / anno))
+    assert clsid2catid == {0: 7, 1: 3} and catid2name == {7: 'cat', 3: 'dog'}
+    (tmp_path / 'labels.txt').write_text('background\ncat\ndog\n')
+    for metric in ('COCO', 'VOC'):  # a leading 'background' line is dropped
+        assert get_categories(metric, str(tmp_path / 'labels.txt')) == \
+            ({0: 0, 1: 1}, {0: 'cat', 1: 'dog'})
+    clsid2catid, catid2name = get_categories('COCO', None)  # COCO 2017 defaults
+    assert len(clsid2catid) == 80 and clsid2catid[11] == 13 and clsid2catid[79] == 90
+    assert catid2name[1] == 'person' and catid2name[90] == 'toothbrush'
+    clsid2catid, catid2name = get_categories('VOC', str(tmp_path / 'missing.txt'))
+    assert len(catid2name) == 20 and catid2name[14] == 'person'
+    with pytest.raises(ValueError, match='unknown metric type'):
+        get_categories('WiderFace')

@@ -8,5 +8,8 @@ Record (numpy, original-image pixels; ``data_fields`` selects the keys a dataset
 
 from .dataset import DetDataset
 from .coco import COCODataSet
+from .voc import VOCDataSet
+from .image_folder import ImageFolder
+from .category import get_categories
 
-__all__ = ['DetDataset', 'COCODataSet']
+__all__ = ['DetDataset', 'COCODataSet', 'VOCDataSet', 'ImageFolder', 'get_categories']
