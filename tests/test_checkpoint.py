@@ -4,6 +4,7 @@ The rules are those of PaddleDetection 2.6 ``ppdet/utils/checkpoint.py`` (``load
 ``load_pretrain_weight``, ``match_state_dict``, ``save_model``); each test names the rule it checks.
 """
 
+import importlib.util
 import os
 
 import numpy as np
@@ -12,7 +13,7 @@ import paddle.nn as nn
 import pytest
 
 from ppdet_lite.utils import checkpoint
-from ppdet_lite.utils.checkpoint import (checkpoint_stem, load_pretrain_weights, load_resume_state,
+from ppdet_lite.utils.checkpoint import (checkpoint_stem, load_pretrain_weights, load_extra_state,
                                          load_weight, load_weights, match_suffix_keys,
                                          resolve_weights_path, save_model, save_weights)
 
@@ -429,10 +430,11 @@ def test_resume_needs_every_model_tensor_with_its_shape(tmp_path):
 
 
 class ToyEMA:
-    """ppdet ModelEMA's update with a constant decay: ema = d * ema + (1 - d) * param."""
+    """ppdet ModelEMA's arithmetic with a constant decay d: after each step,
+    avg = d * avg + (1 - d) * param; ``apply()`` returns avg / (1 - d ** step) (bias-corrected)."""
 
     def __init__(self, model, decay=0.5):
-        self.decay, self.step = decay, 0
+        self.decay, self.step, self.epoch = decay, 0, 0
         self.state_dict = {k: paddle.zeros_like(v) for k, v in model.state_dict().items()}
 
     def update(self, model):
@@ -441,27 +443,38 @@ class ToyEMA:
                            for k, v in self.state_dict.items()}
         self.step += 1
 
-    def resume(self, state_dict, step=0):
-        self.state_dict, self.step = dict(state_dict), step
+    def apply(self):
+        self.epoch += 1
+        return {k: v / (1 - self.decay ** self.step) for k, v in self.state_dict.items()}
+
+    def resume(self, state_dict, step=0, epoch=0):
+        self.state_dict, self.step, self.epoch = dict(state_dict), step, epoch
 
 
 def test_save_model_then_load_weight_resumes_exactly(tmp_path):
-    # Train 3 steps, checkpoint, train 1 more; a resumed copy's 4th step must give bit-identical
-    # weights (so momentum velocities and the LR schedule were restored), and the same EMA.
+    # Train 3 steps, checkpoint (EMA weights bias-corrected in .pdparams, raw averages, step and
+    # epoch in extra_state), train 1 more; a resumed copy's 4th step must give bit-identical
+    # weights (so momentum velocities and the LR schedule were restored) and the same EMA.
     model, optimizer, scheduler = make_trainable()
     ema = ToyEMA(model)
     for seed in range(3):
         train_step(model, optimizer, scheduler, seed)
         ema.update(model)
-    stem = save_model(model.state_dict(), optimizer, str(tmp_path), '0', 1,
-                      ema_model=ema.state_dict,
-                      extra_state={'ema_step': ema.step, 'global_step': 3, 'best_metric': 0.25})
+    corrected = ema.apply()  # avg / (1 - 0.5 ** 3) = avg / 0.875
+    extra = {'ema_step': ema.step, 'ema_epoch': ema.epoch, 'ema_state': ema.state_dict,
+             'global_step': 3, 'best_ap': 0.25}
+    stem = save_model(model.state_dict(), optimizer, str(tmp_path), '0', 1, ema_model=corrected,
+                      extra_state=extra)
+    np.testing.assert_allclose(paddle.load(stem + '.pdparams')['stem.weight'].numpy() * 0.875,
+                               ema.state_dict['stem.weight'].numpy(), rtol=1e-6)
 
     resumed, resumed_opt, resumed_sched = make_trainable()
     resumed_ema = ToyEMA(resumed)
     assert load_weight(resumed, stem, optimizer=resumed_opt, ema=resumed_ema) == 1
-    assert load_resume_state(stem) == {'ema_step': 3, 'global_step': 3, 'best_metric': 0.25}
-    assert resumed_sched.last_epoch == 3 and resumed_ema.step == 3
+    saved_extra = load_extra_state(stem)
+    assert {k: v for k, v in saved_extra.items() if k != 'ema_state'} == {
+        'ema_step': 3, 'ema_epoch': 1, 'global_step': 3, 'best_ap': 0.25}
+    assert resumed_sched.last_epoch == 3 and (resumed_ema.step, resumed_ema.epoch) == (3, 1)
     assert_state_equal(resumed, numpy_state(model))
 
     for run_model, run_opt, run_sched, run_ema in ((model, optimizer, scheduler, ema),
@@ -516,9 +529,85 @@ def test_save_model_checks_its_arguments_and_writes_on_rank_0_only(tmp_path, mon
     assert os.listdir(tmp_path) == []
 
 
-def test_load_resume_state_of_a_plain_checkpoint_and_a_missing_one(tmp_path):
+def test_load_extra_state_of_a_plain_checkpoint_and_a_missing_one(tmp_path):
     model, optimizer, _ = make_trainable()
     stem = save_model(model.state_dict(), optimizer, str(tmp_path), 'ck', 1)
-    assert load_resume_state(stem + '.pdparams') == {}  # e.g. a PaddleDetection checkpoint
+    assert load_extra_state(stem + '.pdparams') == {}  # e.g. a PaddleDetection checkpoint
     with pytest.raises(FileNotFoundError, match=r'optimizer state not found: .*other\.pdopt'):
-        load_resume_state(str(tmp_path / 'other'))
+        load_extra_state(str(tmp_path / 'other'))
+
+
+# ---- the same files through PaddleDetection 2.6's loaders (tests/data/gen_checkpoint_golden.py) --
+
+DATA = os.path.join(os.path.dirname(__file__), 'data')
+GOLDEN = os.path.join(DATA, 'ppdet26_checkpoint_golden.npz')
+_spec = importlib.util.spec_from_file_location('gen_checkpoint_golden',
+                                               os.path.join(DATA, 'gen_checkpoint_golden.py'))
+gen = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gen)
+needs_golden = pytest.mark.skipif(not os.path.isfile(GOLDEN), reason='golden file absent')
+
+
+@pytest.fixture(scope='module')
+def golden(tmp_path_factory):
+    """ppdet's results, and the case files rebuilt in a temporary folder."""
+    folder = str(tmp_path_factory.mktemp('golden_files'))
+    gen.write_files(folder, save_model)
+    with np.load(GOLDEN) as data:
+        return folder, {k: data[k] for k in data.files}
+
+
+def assert_matches_golden(layer, expected, prefix):
+    state = gen.numpy_state(layer)
+    keys = sorted(k[len(prefix) + 1:] for k in expected if k.startswith(prefix + '/'))
+    assert keys == sorted(state), prefix
+    for key in keys:
+        # the resume case trains in both environments: float32 round-off is the only slack
+        np.testing.assert_allclose(state[key], expected[f'{prefix}/{key}'], rtol=1e-6, atol=1e-7,
+                                   err_msg=f'{prefix}/{key}')
+
+
+@needs_golden
+def test_pretrain_loads_as_ppdet(golden):
+    folder, expected = golden
+    cases = [('pretrain_mixed', gen.seeded(gen.Detector, 1), 'backbone_mixed'),
+             ('pretrain_shape_first', gen.seeded(gen.Twin, 2, b_out=8), 'conv'),
+             ('pretrain_res5', gen.seeded(gen.Res5Head, 4), 'res5')]
+    for case, model, name in cases:
+        load_pretrain_weights(model, os.path.join(folder, name))
+        assert_matches_golden(model, expected, case)
+    model = gen.seeded(gen.Twin, 3)
+    assert str(expected['pretrain_ambiguous_raised']) == 'ValueError'
+    with pytest.raises(ValueError, match='ambiguous'):
+        load_pretrain_weights(model, os.path.join(folder, 'conv'))
+    assert_matches_golden(model, expected, 'pretrain_ambiguous')
+
+
+@needs_golden
+@pytest.mark.parametrize('case, exchange', [('resume', True), ('resume_no_exchange', False)])
+def test_resume_from_save_model_files_as_ppdet(golden, case, exchange):
+    folder, expected = golden
+    model, optimizer, scheduler = gen.make_trainable(seed=21)
+    ema = RecordingEMA()
+    last_epoch = load_weight(model, os.path.join(folder, 'ck'), optimizer, ema, exchange=exchange)
+    assert last_epoch == int(expected[f'{case}/last_epoch']) == 2
+    (ema_state, ema_step), = ema.calls
+    assert ema_step == int(expected[f'{case}/ema_step']) == 3  # the LR scheduler's step count
+    assert_matches_golden(model, expected, f'{case}/model')
+    for key, value in ema_state.items():
+        np.testing.assert_allclose(value, expected[f'{case}/ema/{key}'], rtol=1e-6, atol=1e-7)
+    if exchange:
+        gen.train_step(model, optimizer, scheduler, seed=3)
+        assert_matches_golden(model, expected, f'{case}/after_step')
+
+
+@needs_golden
+def test_resume_path_rules_as_ppdet(golden):
+    folder, expected = golden
+    model = gen.seeded(gen.Tiny, 5)
+    assert load_weight(model, os.path.join(folder, 'ck.pdopt')) == \
+        int(expected['resume_pdopt_path/last_epoch'])
+    assert_matches_golden(model, expected, 'resume_pdopt_path/model')
+    assert str(expected['resume_missing_key_raised']) == 'AssertionError'  # ours: ValueError
+    with pytest.raises(ValueError, match='bn._variance'):
+        load_weight(gen.seeded(gen.Tiny, 6), os.path.join(folder, 'partial'))

@@ -12,9 +12,12 @@ sharing one stem:
   ``LR_Scheduler``) plus the reserved keys ``last_epoch`` (int, epochs completed; PaddleDetection's
   key) and ``extra_state`` (dict, ppdet_lite's; PaddleDetection's loader ignores it).
 
-Reserved key inside ``extra_state``: ``ema_step`` (int, number of EMA updates), given to
-``ema.resume`` by ``load_weight``; all other keys belong to the caller (e.g. ``global_step``,
-``best_metric``).
+Reserved keys inside ``extra_state``, read by ``load_weight`` to resume an EMA exactly:
+``ema_step`` (int, EMA updates done), ``ema_epoch`` (int, EMA epochs counted, for ``cycle_epoch``)
+and ``ema_state`` (``{model key: tensor}``, the raw, not bias-corrected, running averages; a second
+copy of the weights in ``.pdopt``, which PaddleDetection does not save: its resume takes the
+bias-corrected ``.pdparams`` as raw averages). All other keys belong to the caller (e.g.
+``best_ap``, ``global_step``).
 
 Loader rules, as PaddleDetection 2.6 (``load_weight``, ``load_pretrain_weight``, ``match_state_dict``):
 
@@ -41,7 +44,7 @@ from .logger import get_logger
 
 __all__ = ['LoadReport', 'checkpoint_stem', 'resolve_weights_path', 'match_suffix_keys',
            'load_weights', 'load_pretrain_weights', 'save_weights', 'save_model', 'load_weight',
-           'load_resume_state']
+           'load_extra_state']
 
 logger = get_logger(__name__)
 
@@ -51,6 +54,8 @@ URL_PREFIXES = ('http://', 'https://', 'ftp://', 'ppdet://')
 LAST_EPOCH_KEY = 'last_epoch'
 EXTRA_STATE_KEY = 'extra_state'
 EMA_STEP_KEY = 'ema_step'
+EMA_EPOCH_KEY = 'ema_epoch'
+EMA_STATE_KEY = 'ema_state'
 
 
 class LoadReport:
@@ -325,8 +330,9 @@ def save_model(model_state, optimizer, save_dir, save_name, last_epoch, ema_mode
         ema_model (dict|None): the EMA weights' state dict. Given, they go to ``.pdparams`` (the
             file evaluated and deployed) and ``model_state`` to ``.pdema``, as PaddleDetection.
         extra_state (dict|None): small picklable values for an exact resume, stored in ``.pdopt``
-            under ``extra_state``; ``extra_state['ema_step']`` (int) is the EMA update count that
-            ``load_weight`` gives ``ema.resume``. Read back with ``load_resume_state``.
+            under ``extra_state``; the reserved keys ``ema_step``, ``ema_epoch`` and ``ema_state``
+            (see the module doc) let ``load_weight`` resume the EMA exactly. Read back with
+            ``load_extra_state``.
     Files: ``<save_dir>/<save_name>.pdparams``, ``.pdema`` (with EMA) and ``.pdopt``. All are written
     to temporary files first, then renamed weights first and ``.pdopt`` last, so an interrupted save
     never leaves a ``.pdopt`` newer than its ``.pdparams``. Saving without EMA removes a stale
@@ -387,12 +393,15 @@ def load_weight(model, path, optimizer=None, ema=None, exchange=True):
         model (nn.Layer): receives the raw model weights.
         path (str): the checkpoint stem or one of its files (see ``checkpoint_stem``).
         optimizer (paddle.optimizer.Optimizer|None): given, restored from ``<stem>.pdopt``;
-            accumulators the file lacks keep the optimizer's current state (as PaddleDetection).
-        ema (object|None): has ``resume(state_dict, step)`` (``ModelEMA``). Given and
-            ``<stem>.pdema`` exists, it is resumed with the EMA weights; its step is
+            state keys the file lacks (e.g. ``LR_Scheduler``) keep the optimizer's current values
+            (as PaddleDetection).
+        ema (object|None): has ``resume(state_dict, step)`` (``ModelEMA``). Resumed only when
+            ``<stem>.pdema`` exists (as PaddleDetection), from ``extra_state['ema_state']`` if
+            saved (the raw averages: exact), else from the EMA weights file. Its step is
             ``extra_state['ema_step']`` if saved, else the LR scheduler's ``last_epoch`` in
-            ``.pdopt`` (PaddleDetection's), else 0; without ``optimizer``, 0 (as PaddleDetection).
-            Given but no ``.pdema``: not resumed.
+            ``.pdopt`` (PaddleDetection's), else 0; ``extra_state['ema_epoch']``, if saved, is
+            passed as a third argument. Without ``optimizer`` the ``.pdopt`` is not read and the
+            step is 0 (as PaddleDetection).
         exchange (bool): True: ``.pdparams`` holds the EMA weights and ``.pdema`` the model's (what
             ``save_model`` writes). False: the other way round (PaddleDetection's DenseTeacher).
             Without ``ema`` the model loads ``.pdparams``, whatever the file holds.
@@ -421,16 +430,7 @@ def load_weight(model, path, optimizer=None, ema=None, exchange=True):
             f'optimizer state not found: {opt_path}; resuming needs the .pdopt saved with '
             f'{params_path} (to start a new training from these weights, load them with '
             f'load_weights / pretrain_weights instead)')
-    model_state = model.state_dict()
-    ema_loadable = None
-    if ema is not None and os.path.isfile(ema_path):
-        model_file, ema_file = (ema_path, params_path) if exchange else (params_path, ema_path)
-        ema_loadable, _ = _strict_state(model_state, _read(ema_file), ema_file)
-    else:
-        model_file = params_path
-    loadable, report = _strict_state(model_state, _read(model_file), model_file)
-
-    last_epoch, opt_state, ema_step = 0, None, 0
+    last_epoch, opt_state, extra, ema_args = 0, None, {}, [0]
     if optimizer is not None:
         opt_state = _read(opt_path, 'optimizer state')
         last_epoch = int(opt_state.pop(LAST_EPOCH_KEY, 0))
@@ -438,9 +438,22 @@ def load_weight(model, path, optimizer=None, ema=None, exchange=True):
         for key, value in optimizer.state_dict().items():
             opt_state.setdefault(key, value)
         if EMA_STEP_KEY in extra:
-            ema_step = int(extra[EMA_STEP_KEY])
+            ema_args = [int(extra[EMA_STEP_KEY])]
         elif isinstance(opt_state.get('LR_Scheduler'), dict):
-            ema_step = int(opt_state['LR_Scheduler'].get('last_epoch', 0))
+            ema_args = [int(opt_state['LR_Scheduler'].get('last_epoch', 0))]
+        if EMA_EPOCH_KEY in extra:
+            ema_args.append(int(extra[EMA_EPOCH_KEY]))
+
+    model_state = model.state_dict()
+    ema_loadable, model_file = None, params_path
+    if ema is not None and os.path.isfile(ema_path):
+        model_file, ema_file = (ema_path, params_path) if exchange else (params_path, ema_path)
+        if EMA_STATE_KEY in extra:
+            ema_file = f"{opt_path} extra_state['{EMA_STATE_KEY}']"
+            ema_loadable, _ = _strict_state(model_state, extra[EMA_STATE_KEY], ema_file)
+        else:
+            ema_loadable, _ = _strict_state(model_state, _read(ema_file), ema_file)
+    loadable, report = _strict_state(model_state, _read(model_file), model_file)
 
     _set_state(model, loadable)
     logger.info(f'resumed model weights from {model_file}: {report}')
@@ -448,12 +461,12 @@ def load_weight(model, path, optimizer=None, ema=None, exchange=True):
         optimizer.set_state_dict(opt_state)
         logger.info(f'resumed optimizer from {opt_path} at epoch {last_epoch}')
     if ema_loadable is not None:
-        ema.resume(ema_loadable, ema_step)
-        logger.info(f'resumed EMA weights from {ema_file} at step {ema_step}')
+        ema.resume(ema_loadable, *ema_args)
+        logger.info(f'resumed EMA from {ema_file} at step {ema_args[0]}')
     return last_epoch
 
 
-def load_resume_state(path):
+def load_extra_state(path):
     """The ``extra_state`` dict ``save_model`` stored in ``<stem>.pdopt`` (``{}`` if none, e.g.
     a PaddleDetection checkpoint).
 
