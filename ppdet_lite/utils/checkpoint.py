@@ -429,7 +429,7 @@ def load_weight(model, path, optimizer=None, ema=None, exchange=True):
         raise FileNotFoundError(
             f'optimizer state not found: {opt_path}; resuming needs the .pdopt saved with '
             f'{params_path} (to start a new training from these weights, load them with '
-            f'load_weights / pretrain_weights instead)')
+            f'load_weights or load_pretrain_weights instead)')
     last_epoch, opt_state, extra, ema_args = 0, None, {}, [0]
     if optimizer is not None:
         opt_state = _read(opt_path, 'optimizer state')
