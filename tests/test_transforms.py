@@ -153,6 +153,18 @@ def test_resize_keep_ratio():
     np.testing.assert_allclose(out['scale_factor'], [1.2, 1.2])
 
 
+def test_resize_keep_ratio_rounds_pixels_not_im_shape():
+    s = make_sample(h=30, w=100, boxes=[[90, 0, 100, 30]], image=np.zeros((30, 100, 3), np.uint8))
+    out = T.Resize(target_size=[40, 1000], keep_ratio=True)(s)
+    # s = min(40 / 30, 1000 / 100) = 4 / 3: 100 * 4 / 3 = 133.33 -> OpenCV makes 133 columns
+    assert out['image'].shape == (40, 133, 3)
+    np.testing.assert_allclose(out['im_shape'], [40, 400 / 3], rtol=1e-6)   # not rounded
+    # box * 4 / 3 = [120, 0, 133.33, 40]; x2 clipped to the 133 columns that exist
+    np.testing.assert_allclose(out['gt_bbox'], [[120, 0, 133, 40]], rtol=1e-6)
+    # im_shape / scale_factor recovers the original size exactly
+    np.testing.assert_allclose(out['im_shape'] / out['scale_factor'], [30, 100], rtol=1e-6)
+
+
 def test_resize_int_target_and_clipping():
     s = make_sample(boxes=[[95, 45, 100, 50]])
     out = T.Resize(target_size=20, keep_ratio=False)(s)
@@ -295,3 +307,200 @@ def test_pad_batch_to_stride():
     assert out[1]['image'][:, :40, :120].min() == 2 and out[1]['image'][:, 40:].max() == 0
     out = T.PadBatch()([{'image': a}, {'image': b}])            # stride 0: batch max only
     assert [s['image'].shape for s in out] == [(3, 50, 120)] * 2
+
+
+# ------------------------------------------------------------------------------------------------
+# RandomExpand and RandomCrop with their draws fixed by hand
+
+
+class Draws:
+    """Replaces np.random.<name> with a function returning the given values in order."""
+
+    def __init__(self, monkeypatch, **values):
+        for name, seq in values.items():
+            it = iter(seq)
+            monkeypatch.setattr(np.random, name, lambda *a, _it=it, **k: next(_it))
+
+
+def test_expand_pastes_the_image_and_shifts_boxes(monkeypatch):
+    # draws: u = 0.9 >= prob 0.5 -> expand; ratio 2.0 -> canvas int(50 * 2) x int(100 * 2)
+    #        y = 10 in [0, 100 - 50), x = 20 in [0, 200 - 100)
+    Draws(monkeypatch, uniform=[0.9, 2.0], randint=[10, 20])
+    s = make_sample()
+    image = s['image'].copy()
+    out = T.RandomExpand(ratio=4., prob=0.5, fill_value=[1, 2, 3])(s)
+    assert out['image'].shape == (100, 200, 3) and out['image'].dtype == np.float32
+    # box + [x, y, x, y] = [10 + 20, 5 + 10, 30 + 20, 25 + 10]
+    np.testing.assert_array_equal(out['gt_bbox'], [[30, 15, 50, 35]])
+    np.testing.assert_array_equal(out['image'][10:60, 20:120], image)
+    assert out['image'][0, 0].tolist() == [1, 2, 3] and out['image'][99, 199].tolist() == [1, 2, 3]
+    np.testing.assert_array_equal(out['im_shape'], [100, 200])
+    np.testing.assert_array_equal(out['gt_class'], [[0]])
+
+
+def test_expand_skips_below_prob(monkeypatch):
+    Draws(monkeypatch, uniform=[0.1])                 # u = 0.1 < prob 0.5: no expansion
+    s = make_sample()
+    out = T.RandomExpand(prob=0.5)(s)
+    assert out['image'].shape == (50, 100, 3)
+    np.testing.assert_array_equal(out['gt_bbox'], [[10, 5, 30, 25]])
+    with pytest.raises(ValueError, match='ratio'):
+        T.RandomExpand(ratio=1.0)
+
+
+THREE_BOXES = [[10, 5, 30, 25], [60, 30, 90, 45], [40, 20, 50, 30]]
+
+
+def test_crop_keeps_boxes_with_centre_inside_and_clips_them(monkeypatch):
+    # thresholds kept in order (first 0.0); scale 0.5, aspect 1.0: window
+    # int(50 * 0.5 / 1) = 25 high, int(100 * 0.5 * 1) = 50 wide, at y = 10, x = 20 -> [20, 10, 70, 35]
+    Draws(monkeypatch, shuffle=[None], uniform=[0.5, 1.0], randint=[10, 20])
+    s = make_sample(boxes=THREE_BOXES, classes=[4, 5, 6])
+    s['difficult'] = np.array([[0], [1], [0]], np.int32)
+    image = s['image'].copy()
+    out = T.RandomCrop()(s)
+    # box 0: centre (20, 15) inside; clipped [20, 10, 30, 25] - [20, 10] = [0, 0, 10, 15]
+    # box 1: centre (75, 37.5): 75 >= 70, outside -> dropped with its class, crowd, difficult
+    # box 2: centre (45, 25) inside; [40, 20, 50, 30] - [20, 10] = [20, 10, 30, 20]
+    np.testing.assert_array_equal(out['gt_bbox'], [[0, 0, 10, 15], [20, 10, 30, 20]])
+    np.testing.assert_array_equal(out['gt_class'], [[4], [6]])
+    np.testing.assert_array_equal(out['is_crowd'], [[0], [0]])       # 4 % 2, 6 % 2
+    np.testing.assert_array_equal(out['difficult'], [[0], [0]])
+    np.testing.assert_array_equal(out['image'], image[10:35, 20:70])
+    np.testing.assert_array_equal(out['im_shape'], [25, 50])
+
+
+def test_crop_gives_up_when_no_window_reaches_the_threshold():
+    # a 2 x 2 box can never have IoU 0.9 with a window of at least 30 % of each side
+    np.random.seed(0)
+    s = make_sample(boxes=[[0, 0, 2, 2]])
+    out = T.RandomCrop(thresholds=[0.9], allow_no_crop=False, num_attempts=5)(s)
+    assert out['image'].shape == (50, 100, 3)
+    np.testing.assert_array_equal(out['gt_bbox'], [[0, 0, 2, 2]])
+    empty = T.RandomCrop()(make_sample(boxes=np.zeros((0, 4))))
+    assert empty['image'].shape == (50, 100, 3)
+
+
+# ------------------------------------------------------------------------------------------------
+# RandomDistort: each change with its delta fixed (low == high) and prob 0 (never skipped)
+
+OFF = [0, 0, 1.0]           # uniform(0, 1) < 1 always: skipped
+
+
+def distort(pixel, **kw):
+    args = dict(hue=OFF, saturation=OFF, contrast=OFF, brightness=OFF)
+    args.update(kw)
+    s = make_sample(image=np.array([[pixel]], np.uint8), h=1, w=1, boxes=[[0, 0, 1, 1]])
+    out = T.RandomDistort(**args)(s)
+    assert out['image'].dtype == np.float32 and out['image'].shape == (1, 1, 3)
+    np.testing.assert_array_equal(out['gt_bbox'], [[0, 0, 1, 1]])      # geometry untouched
+    return out['image'][0, 0]
+
+
+def test_distort_each_change_by_hand():
+    np.random.seed(0)
+    # brightness adds delta: (10, 20, 30) + 5
+    np.testing.assert_allclose(distort([10, 20, 30], brightness=[5, 5, 0]), [15, 25, 35])
+    # contrast multiplies: (10, 20, 30) * 2
+    np.testing.assert_allclose(distort([10, 20, 30], contrast=[2, 2, 0]), [20, 40, 60])
+    # saturation 0 -> grey 0.299 * 10 + 0.587 * 20 + 0.114 * 30 = 2.99 + 11.74 + 3.42 = 18.15
+    np.testing.assert_allclose(distort([10, 20, 30], saturation=[0, 0, 0]), [18.15] * 3,
+                               rtol=1e-5)
+    # hue rotation by 0: identity (up to the 3-digit YIQ matrices)
+    np.testing.assert_allclose(distort([200, 100, 50], hue=[0, 0, 0]), [200, 100, 50], atol=1)
+    # hue delta 1 -> rotation by pi negates the chroma: RGB' = 2 Y - RGB with
+    # Y = 0.299 * 200 + 0.587 * 100 + 0.114 * 50 = 124.2 -> (48.4, 148.4, 198.4)
+    np.testing.assert_allclose(distort([200, 100, 50], hue=[1, 1, 0]), [48.4, 148.4, 198.4],
+                               atol=2)
+    # count 0: no change is considered at all
+    np.testing.assert_allclose(distort([10, 20, 30], brightness=[5, 5, 0], count=0), [10, 20, 30])
+
+
+def test_distort_ssd_order_and_channel_swap():
+    np.random.seed(1)
+    for _ in range(10):
+        out = distort([10, 20, 30], brightness=[5, 5, 0], contrast=[2, 2, 0], random_apply=False,
+                      random_channel=True)
+        # contrast before or after brightness: (p + 5) * 2 or p * 2 + 5, channels maybe permuted
+        assert sorted(out.tolist()) in ([30, 50, 70], [25, 45, 65])
+    with pytest.raises(ValueError, match='hue'):
+        T.RandomDistort(hue=[-18, 18])
+
+
+# ------------------------------------------------------------------------------------------------
+# invariants of the random geometric pipeline over many seeds
+
+
+def painted_sample():
+    """Three disjoint boxes, each painted with its own colour on a black 64 x 96 image."""
+    boxes = np.array([[4, 6, 30, 40], [40, 10, 56, 20], [60, 30, 90, 60]], np.float32)
+    image = np.zeros((64, 96, 3), np.uint8)
+    for k, (x1, y1, x2, y2) in enumerate(boxes.astype(int)):
+        image[y1:y2, x1:x2] = 60 * (k + 1)
+    return make_sample(h=64, w=96, boxes=boxes, classes=[0, 1, 2], image=image)
+
+
+@pytest.mark.parametrize('keep_ratio', [False, True])
+def test_boxes_travel_with_the_image_through_random_ops(keep_ratio):
+    ops = [T.RandomExpand(fill_value=0), T.RandomCrop(), T.RandomFlip(),
+           T.Resize(target_size=[80, 120], keep_ratio=keep_ratio, interp=cv2.INTER_NEAREST)]
+    for seed in range(150):
+        np.random.seed(seed)
+        s = painted_sample()
+        for op in ops:
+            s = op(s)
+        im, boxes, classes = s['image'], s['gt_bbox'], s['gt_class'][:, 0]
+        h, w = im.shape[:2]
+        assert 1 <= len(boxes) <= 3 and boxes.dtype == np.float32
+        assert (boxes[:, 0] >= 0).all() and (boxes[:, 1] >= 0).all(), seed
+        assert (boxes[:, 2] <= w).all() and (boxes[:, 3] <= h).all(), seed
+        assert (boxes[:, :2] < boxes[:, 2:]).all(), seed
+        # per-box fields stay aligned: is_crowd was built as class % 2
+        np.testing.assert_array_equal(s['is_crowd'][:, 0], classes % 2)
+        assert len(set(classes.tolist())) == len(classes)
+        np.testing.assert_allclose(s['im_shape'], [h, w], atol=1 if keep_ratio else 0)
+        for (x1, y1, x2, y2), c in zip(boxes, classes):
+            # the interior (1 px in from the edges, for rounding) shows the box's own colour
+            inner = im[int(np.ceil(y1)) + 1:int(np.floor(y2)) - 1,
+                       int(np.ceil(x1)) + 1:int(np.floor(x2)) - 1]
+            assert (inner == 60 * (c + 1)).all(), (seed, c)
+
+
+# ------------------------------------------------------------------------------------------------
+# PaddleDetection 2.6 on the same inputs and seeds (tests/data/gen_transforms_golden.py)
+
+
+def _golden_generator():
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), 'data', 'gen_transforms_golden.py')
+    spec = importlib.util.spec_from_file_location('gen_transforms_golden', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = _golden_generator()
+# photometric ops: PaddleDetection computes hue in float64, ppdet_lite in float32
+IMAGE_RTOL = {'RandomDistort': 1e-5}
+
+
+@pytest.mark.skipif(not os.path.isfile(GOLDEN), reason='golden file not generated')
+@pytest.mark.parametrize('case', sorted(GEN.CASES))
+def test_matches_paddledetection(case):
+    golden = np.load(GOLDEN)
+    op_name = GEN.CASES[case][0]
+    results = GEN.run_case(lambda name, kwargs: getattr(T, name)(**kwargs), case)
+    for seed, samples in results.items():
+        ours = {}
+        GEN.record(f'{case}/{seed}', samples, ours)
+        theirs = {k: golden[k] for k in golden.files if k.startswith(f'{case}/{seed}/')}
+        assert sorted(ours) == sorted(theirs)
+        for key, expected in theirs.items():
+            if key.endswith('im_shape') and op_name in ('RandomExpand', 'RandomCrop'):
+                # ours follows the image (PaddleDetection leaves it stale until the next resize)
+                np.testing.assert_array_equal(ours[key], ours[key[:-8] + 'image_shape'][:2])
+                continue
+            rtol = IMAGE_RTOL.get(op_name, 1e-6) if key.endswith('image_fp') else 1e-6
+            np.testing.assert_allclose(ours[key], expected, rtol=rtol, atol=1e-5, err_msg=key)
+            if not key.endswith('image_fp'):
+                assert ours[key].dtype == expected.dtype, key

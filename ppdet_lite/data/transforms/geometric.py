@@ -65,9 +65,10 @@ class Resize(BaseOperator):
     ``scale_y = h / im_h``, ``scale_x = w / im_w``. ``keep_ratio=True``: one scale
     ``s = min(min(target) / min(im_h, im_w), max(target) / max(im_h, im_w))`` for both axes.
     The image is resized with ``cv2.resize(fx=scale_x, fy=scale_y, interpolation=interp)`` and
-    becomes float32; boxes are multiplied by the scales and clipped to the new size;
+    becomes float32; boxes are multiplied by the scales and clipped to the resized image;
     ``im_shape = [im_h * scale_y, im_w * scale_x]`` (float32, not rounded, as PaddleDetection
-    does, so with ``keep_ratio`` it may differ from the pixel size by less than 1);
+    does: with ``keep_ratio`` it may differ from the pixel size by less than 1, and
+    ``im_shape / scale_factor`` stays the exact original size);
     ``scale_factor`` (y, x) is multiplied by ``[scale_y, scale_x]``.
 
     Args:
@@ -104,16 +105,17 @@ class Resize(BaseOperator):
             raise TypeError(f'Resize: sample["image"] must be a numpy array, got '
                             f'{type(im).__name__}')
         scale_y, scale_x, resize_h, resize_w = self.scales(*im.shape[:2])
-        sample['image'] = cv2.resize(im, None, None, fx=scale_x, fy=scale_y,
-                                     interpolation=self.interp).astype(np.float32)
+        im = cv2.resize(im, None, None, fx=scale_x, fy=scale_y, interpolation=self.interp)
+        sample['image'] = im.astype(np.float32)
         sample['im_shape'] = np.asarray([resize_h, resize_w], dtype=np.float32)
         prev = sample.get('scale_factor', [1., 1.])
         sample['scale_factor'] = np.asarray([prev[0] * scale_y, prev[1] * scale_x],
                                             dtype=np.float32)
         if _has_boxes(sample):
             box = sample['gt_bbox'].copy()
-            box[:, 0::2] = np.clip(box[:, 0::2] * scale_x, 0, resize_w)
-            box[:, 1::2] = np.clip(box[:, 1::2] * scale_y, 0, resize_h)
+            # clipped to the pixels that exist (PaddleDetection clips to the unrounded size)
+            box[:, 0::2] = np.clip(box[:, 0::2] * scale_x, 0, im.shape[1])
+            box[:, 1::2] = np.clip(box[:, 1::2] * scale_y, 0, im.shape[0])
             sample['gt_bbox'] = box
         return sample
 
