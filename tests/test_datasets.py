@@ -452,12 +452,15 @@ def test_voc_xml_id_and_default_voc_labels(tmp_path):
 
 
 def test_voc_empty_images_and_allow_empty(tmp_path):
-    voc_set(tmp_path, [[('car', 1, 1, 8, 8, 0)], [], [('car', 200, 1, 208, 8, 0)]])
-    assert len(voc(tmp_path)) == 1
+    voc_set(tmp_path, [[('car', 1, 1, 8, 8, 0)], [], [('car', 200, 1, 208, 8, 0)],
+                       [('car', 2, 2, 9, 9, 0)]])
+    # without <id>, an image's id is its position among the parsed files, empty ones included
+    assert [r['im_id'][0] for r in voc(tmp_path).roidbs] == [0, 3]
     ds = voc(tmp_path, allow_empty=True)
-    assert [r['gt_bbox'].shape[0] for r in ds.roidbs] == [1, 0, 0]
-    # int(1 * 0.5 / 0.5) = 1 of the 2 empty images
-    assert len(voc(tmp_path, allow_empty=True, empty_ratio=0.5)) == 2
+    assert [r['im_id'][0] for r in ds.roidbs] == [0, 3, 1, 2]  # empty images last
+    assert [r['gt_bbox'].shape[0] for r in ds.roidbs] == [1, 1, 0, 0]
+    # int(2 * 0.2 / 0.8) = int(0.5) = 0 of the 2 empty images
+    assert len(voc(tmp_path, allow_empty=True, empty_ratio=0.2)) == 2
 
 
 def test_voc_bad_input_is_named(tmp_path):

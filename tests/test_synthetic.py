@@ -1,4 +1,4 @@
-"""The synthetic data generator: exact boxes, determinism, the written data set, idempotence, CLI."""
+"""The synthetic data generator: exact boxes, determinism, the data set, idempotence, CLI."""
 
 import json
 import os
@@ -137,6 +137,8 @@ def test_generation_is_skipped_when_up_to_date(tmp_path):
     assert len(load(root, 'train')['images']) == 2
     assert not os.path.exists(os.path.join(root, 'train', '000003.jpg'))
     assert synthetic.generate(root, force=True, **dict(TINY, num_train=2)) == (root, True)
+    os.remove(os.path.join(root, 'annotations', 'instances_val.json'))  # a damaged output
+    assert synthetic.generate(root, **dict(TINY, num_train=2)) == (root, True)
 
 
 def test_refuses_to_overwrite_a_foreign_directory(tmp_path):

@@ -4,14 +4,15 @@
     python -m ppdet_lite.data.synthetic --preset small_objects   # dataset/small_objects
 
 Presets:
-- ``demo_shapes`` (the demo set trained by ``scripts/train.sh``): 256x256 images, 300 train / 60 val,
-  five classes (circle, square, triangle, star, ring) with colours drawn independently of the class,
-  on textured noisy backgrounds with clutter lines; 1-8 objects per image, sizes log-uniform from
-  8 px to half the image side, overlaps allowed (an object stays at least half visible); every 20th
-  image has no object.
+- ``demo_shapes`` (the demo set trained by ``scripts/train.sh``): 256x256 images, 300 train /
+  60 val, five classes (circle, square, triangle, star, ring) with colours drawn independently of
+  the class, on textured noisy backgrounds with clutter lines; 1-8 objects per image, sizes
+  log-uniform from 8 px to half the image side, overlaps allowed (an object stays at least half
+  visible); every 20th image has no object.
 - ``small_objects`` (a held-out "small real-looking" set for recipe studies, not the demo set):
-  one class (``vehicle``: a rotated car-like rectangle with a windscreen) on aerial-like 400x400 tiles
-  (fields, roads, trees as unlabelled distractors), ~20 objects of 30-40 px each, 40 train / 10 val.
+  one class (``vehicle``: a rotated car-like rectangle with a windscreen) on aerial-like 400x400
+  tiles (fields, roads, trees as unlabelled distractors), ~20 objects of 30-40 px each, 40 train /
+  10 val.
 
 Layout written under the output directory::
 
@@ -45,6 +46,7 @@ GENERATOR_VERSION = 1
 PRESETS = {
     'demo_shapes': {
         'classes': ['circle', 'square', 'triangle', 'star', 'ring'],
+        'background': 'textured',
         'image_size': (256, 256),
         'num_train': 300,
         'num_val': 60,
@@ -56,6 +58,7 @@ PRESETS = {
     },
     'small_objects': {
         'classes': ['vehicle'],
+        'background': 'aerial',
         'image_size': (400, 400),
         'num_train': 40,
         'num_val': 10,
@@ -185,6 +188,9 @@ def _aerial_background(rng, height, width):
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+_BACKGROUNDS = {'textured': _shapes_background, 'aerial': _aerial_background}
+
+
 # ----------------------------------------------------------------------------------------------
 # one image
 
@@ -296,8 +302,8 @@ def _layout(rng, preset, height, width, num_objects, background):
 
 def _sample_image(preset, seed, split_id, index, height, width):
     rng = np.random.default_rng([seed, split_id, index])
-    aerial = preset['classes'] == ['vehicle']
-    background = (_aerial_background if aerial else _shapes_background)(rng, height, width)
+    draw_background = _BACKGROUNDS[preset['background']]
+    background = draw_background(rng, height, width)
     empty_every = preset['empty_every']
     if empty_every and index % empty_every == empty_every - 1:
         num = 0
@@ -378,7 +384,9 @@ def generate(output_dir=None, preset='demo_shapes', seed=0, num_train=None, num_
                          f'{params["num_val"]}')
     output_dir = output_dir or os.path.join('dataset', preset)
     stamp_path = os.path.join(output_dir, '.stamp.json')
-    if os.path.isfile(stamp_path) and not force:
+    annotations = [os.path.join(output_dir, 'annotations', f'instances_{split}.json')
+                   for split in ('train', 'val')]
+    if os.path.isfile(stamp_path) and all(map(os.path.isfile, annotations)) and not force:
         with open(stamp_path) as f:
             if json.load(f) == params:
                 return output_dir, False

@@ -1,4 +1,5 @@
-"""COCODataSet: COCO-format detection annotations (PaddleDetection 2.6 ``ppdet/data/source/coco.py``).
+"""COCODataSet: COCO-format detection annotations (PaddleDetection 2.6
+``ppdet/data/source/coco.py``).
 
 Records (numpy, original-image pixels):
     im_file str, im_id int64 [1], h / w float (annotated size),
@@ -6,11 +7,11 @@ Records (numpy, original-image pixels):
     gt_class int32 [n, 1] contiguous index 0..C-1 (order of the file's ``categories``),
     is_crowd int32 [n, 1].
 
-Boxes are read as PaddleDetection does (COCO ``[x, y, w, h]`` -> ``[x, y, x + w, y + h]``, rounded to
-3 decimals; annotations with ``ignore``, without ``bbox``, with an all-zero bbox or ``area`` <= 0 are
-left out), and then, unlike PaddleDetection 2.6, clipped to the annotated image size; what is left
-with a side <= 1e-5 pixel is dropped. Clipped and dropped boxes are reported in one warning per
-dataset naming the images (each box at debug level).
+Boxes are read as PaddleDetection does (COCO ``[x, y, w, h]`` -> ``[x, y, x + w, y + h]``,
+rounded to 3 decimals; annotations with ``ignore``, without ``bbox``, with an all-zero bbox or
+``area`` <= 0 are left out), and then, unlike PaddleDetection 2.6, clipped to the annotated image
+size; what is left with a side <= 1e-5 pixel is dropped. Clipped and dropped boxes are reported in
+one warning per dataset naming the images (each box at debug level).
 """
 
 import contextlib

@@ -1,4 +1,5 @@
-"""DetDataset: the base of every detection dataset (PaddleDetection 2.6 ``ppdet/data/source/dataset.py``).
+"""DetDataset: the base of every detection dataset (PaddleDetection 2.6
+``ppdet/data/source/dataset.py``).
 
 A dataset parses its annotation file once into ``self.roidbs``, a list of records (one per image,
 numpy arrays in original-image pixels; see ``ppdet_lite/data/datasets/__init__.py``), and serves

@@ -2,8 +2,8 @@
 
 No annotations: records are ``{'im_id': int64 [1] (0, 1, ...), 'im_file': str}``. The images come
 from ``image_dir`` (a directory, searched recursively, an image file, or a list of either) or from
-``set_images(list)``. ``anno_path`` (a COCO json or a label_list.txt) only names the classes, read by
-``get_categories`` (``ppdet_lite/data/datasets/category.py``).
+``set_images(list)``. ``anno_path`` (a COCO json or a label_list.txt) only names the classes,
+read by ``get_categories`` (``ppdet_lite/data/datasets/category.py``).
 """
 
 import os

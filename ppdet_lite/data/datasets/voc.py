@@ -6,12 +6,15 @@
 ``dataset_dir``), or to the 20 Pascal VOC classes in alphabetical order when ``label_list`` is None.
 
 Records (numpy, original-image pixels):
-    im_file str, im_id int64 [1] (the XML's ``<id>``, else the line index), h / w float (``<size>``),
+    im_file str, im_id int64 [1] (the XML's ``<id>``, else the index among the parsed files),
+    h / w float (``<size>``),
     gt_bbox float32 [n, 4] x1y1x2y2, gt_class int32 [n, 1], difficult int32 [n, 1].
 
 Boxes are PaddleDetection's reading of ``<bndbox>``: the coordinates as written (no 1 is
 subtracted), clipped to ``[0, w - 1] x [0, h - 1]``; a box left with ``x2 <= x1`` or ``y2 <= y1``
-is dropped with a warning naming the XML file.
+is dropped with a warning naming the XML file. An image is "empty" (kept only with
+``allow_empty``) when it has no usable box; PaddleDetection 2.6 counts its ``<object>`` entries
+instead and trains on an image whose boxes were all dropped as if it had none.
 """
 
 import os
@@ -143,12 +146,8 @@ class VOCDataSet(DetDataset):
             rec, n_valid = self._read_xml(xml_file, img_file, ct, dropped)
             if rec is None:
                 continue
-            if n_valid == 0:
-                if not self.allow_empty:
-                    continue
-                empty_records.append(rec)
-            else:
-                records.append(rec)
+            # counted even when dropped, as PaddleDetection: an image's default id is stable
+            (records if n_valid else empty_records).append(rec)
             ct += 1
             if 0 < self.sample_num <= ct:
                 break
@@ -160,7 +159,7 @@ class VOCDataSet(DetDataset):
             files = sorted(set(dropped))
             logger.warning(f'{anno_path}: dropped {len(dropped)} boxes with zero area or outside '
                            f'the image, in {len(files)} files: {_named(files)}')
-        if ct == 0:
+        if not records and not (self.allow_empty and empty_records):
             raise ValueError(
                 f'VOCDataSet: no usable image in {anno_path} ({len(lines)} listed, '
                 f'{len(missing)} with missing files, none with a usable box)'
