@@ -2,6 +2,7 @@
 crowd, clipping, degenerate boxes, empty images, bad files, corrupt images, YAML tags and `-o`,
 per-sample seeding and category lists."""
 
+import importlib.util
 import json
 import logging
 import os
@@ -555,3 +556,32 @@ def test_get_categories(tmp_path):
     assert len(catid2name) == 20 and catid2name[14] == 'person'
     with pytest.raises(ValueError, match='unknown metric type'):
         get_categories('WiderFace')
+
+
+# ---------------------------------------------------------------------------------------------
+# PaddleDetection 2.6 parity on the files of tests/data/gen_datasets_golden.py
+
+
+def _golden_module():
+    path = os.path.join(os.path.dirname(__file__), 'data', 'gen_datasets_golden.py')
+    spec = importlib.util.spec_from_file_location('gen_datasets_golden', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_records_equal_paddledetection_26(tmp_path):
+    gen = _golden_module()
+    with open(os.path.join(os.path.dirname(__file__), 'data',
+                           'ppdet26_datasets_golden.json')) as f:
+        golden = json.load(f)
+    gen.build_files(str(tmp_path))
+    for kind, cls, kwargs in (('coco', COCODataSet, gen.coco_kwargs),
+                              ('voc', VOCDataSet, gen.voc_kwargs)):
+        assert [g['case'] for g in golden[kind]] == \
+            [json.loads(json.dumps(c)) for c in getattr(gen, f'{kind.upper()}_CASES')]
+        for expected in golden[kind]:
+            ds = cls(**kwargs(str(tmp_path), expected['case']))
+            ds.parse_dataset()
+            got = json.loads(json.dumps(gen.summarize(ds, str(tmp_path))))
+            assert got == {k: v for k, v in expected.items() if k != 'case'}, expected['case']
