@@ -23,7 +23,7 @@ import numpy as np
 
 from ppdet_lite.core.workspace import register, serializable
 from ppdet_lite.utils.logger import get_logger
-from .dataset import DetDataset
+from .dataset import DetDataset, name_some
 
 __all__ = ['COCODataSet']
 
@@ -31,13 +31,6 @@ logger = get_logger(__name__)
 
 # PaddleDetection's minimum box side (pixels) after conversion to x1y1x2y2.
 _EPS = 1e-5
-# Images named in a summary warning.
-_MAX_NAMED = 5
-
-
-def _named(items):
-    more = f' and {len(items) - _MAX_NAMED} more' if len(items) > _MAX_NAMED else ''
-    return ', '.join(str(i) for i in items[:_MAX_NAMED]) + more
 
 
 def _load_coco(anno_path):
@@ -222,15 +215,15 @@ class COCODataSet(DetDataset):
     def _report(anno_path, missing, bad_size, clipped, dropped):
         if missing:
             logger.warning(f'{anno_path}: {len(missing)} image files do not exist and are '
-                           f'skipped: {_named(missing)}')
+                           f'skipped: {name_some(missing)}')
         if bad_size:
             logger.warning(f'{anno_path}: {len(bad_size)} images have an invalid size and are '
-                           f'skipped: {_named(bad_size)}')
+                           f'skipped: {name_some(bad_size)}')
         if dropped:
             images = sorted(set(dropped))
             logger.warning(f'{anno_path}: dropped {len(dropped)} boxes with zero area or outside '
-                           f'the image, in {len(images)} images: {_named(images)}')
+                           f'the image, in {len(images)} images: {name_some(images)}')
         if clipped:
             images = sorted(set(clipped))
             logger.warning(f'{anno_path}: clipped {len(clipped)} boxes to the image, in '
-                           f'{len(images)} images: {_named(images)}')
+                           f'{len(images)} images: {name_some(images)}')

@@ -24,12 +24,19 @@ from ppdet_lite.core.workspace import serializable
 from ppdet_lite.data.transforms.loading import ImageDecodeError
 from ppdet_lite.utils.logger import get_logger
 
-__all__ = ['DetDataset', 'sample_seed']
+__all__ = ['DetDataset', 'sample_seed', 'name_some']
 
 logger = get_logger(__name__)
 
-# Names of corrupt images listed in the error raised when no image at all can be read.
-_MAX_NAMED_FILES = 5
+# How many files a warning or error names before saying "and N more".
+_MAX_NAMED = 5
+
+
+def name_some(items):
+    """'a, b, c, d, e and 3 more': the first few of ``items`` for a message."""
+    items = [str(i) for i in items]
+    more = f' and {len(items) - _MAX_NAMED} more' if len(items) > _MAX_NAMED else ''
+    return ', '.join(items[:_MAX_NAMED]) + more
 
 
 def sample_seed(seed, epoch, idx):
@@ -173,11 +180,8 @@ class DetDataset(Dataset):
                     self._warned_files.add(im_file)
                     logger.warning(f'skipping unreadable image {im_file} (serving the next '
                                    f'sample instead): {e}')
-        named = ', '.join(failed[:_MAX_NAMED_FILES])
-        more = f' and {len(failed) - _MAX_NAMED_FILES} more' if len(failed) > _MAX_NAMED_FILES \
-            else ''
         raise RuntimeError(f'{type(self).__name__}: none of the {n} images can be read '
-                           f'({named}{more}); check the files under '
+                           f'({name_some(failed)}); check the files under '
                            f'{os.path.join(self.dataset_dir, self.image_dir)!r}')
 
     def _mix_active(self, mix_epoch):

@@ -24,13 +24,11 @@ import numpy as np
 
 from ppdet_lite.core.workspace import register, serializable
 from ppdet_lite.utils.logger import get_logger
-from .dataset import DetDataset
+from .dataset import DetDataset, name_some
 
 __all__ = ['VOCDataSet', 'pascalvoc_label']
 
 logger = get_logger(__name__)
-
-_MAX_NAMED = 5
 
 
 def pascalvoc_label():
@@ -61,11 +59,6 @@ def _text(node, tag, xml_file):
     if child is None or child.text is None:
         raise ValueError(f'VOCDataSet: {xml_file}: <{tag}> is missing')
     return child.text.strip()
-
-
-def _named(items):
-    more = f' and {len(items) - _MAX_NAMED} more' if len(items) > _MAX_NAMED else ''
-    return ', '.join(items[:_MAX_NAMED]) + more
 
 
 @register
@@ -154,11 +147,11 @@ class VOCDataSet(DetDataset):
 
         if missing:
             logger.warning(f'{anno_path}: {len(missing)} listed files do not exist and their '
-                           f'images are skipped: {_named(missing)}')
+                           f'images are skipped: {name_some(missing)}')
         if dropped:
             files = sorted(set(dropped))
             logger.warning(f'{anno_path}: dropped {len(dropped)} boxes with zero area or outside '
-                           f'the image, in {len(files)} files: {_named(files)}')
+                           f'the image, in {len(files)} files: {name_some(files)}')
         if not records and not (self.allow_empty and empty_records):
             raise ValueError(
                 f'VOCDataSet: no usable image in {anno_path} ({len(lines)} listed, '
