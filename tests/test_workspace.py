@@ -271,6 +271,12 @@ def test_load_config_with_overrides_and_cli(detector_tree):
     assert create(cfg.architecture).head.num_classes == 9
 
 
+def test_cli_repeated_o_flags_all_count(detector_tree):
+    args = ArgsParser().parse_args(['-c', detector_tree, '-o', 'num_classes=9', '-o', 'log_iter=5',
+                                    'epoch=2'])
+    assert args.opt == {'num_classes': 9, 'log_iter': 5, 'epoch': 2}
+
+
 def test_cli_rejects_malformed_override(detector_tree, capsys):
     with pytest.raises(SystemExit):
         ArgsParser().parse_args(['-c', detector_tree, '-o', 'epoch'])

@@ -111,9 +111,9 @@ def test_unknown_class_from_an_override_says_so(model_yml):
 def test_unknown_class_read_by_a_from_config_hook_names_its_key(model_yml):
     # the detector's hook calls create(cfg['backbone']): the message still finds the key
     cfg = load_config(model_yml, overrides=['WeDetector.backbone=WeBackbon'])
-    msg = raises(f'{model_yml}:5: WeDetector: while building WeDetector: -o override: '
-                 f"WeDetector.backbone: unknown class 'WeBackbon'", create, cfg.architecture, cfg)
-    assert "did you mean 'WeBackbone'" in msg
+    msg = raises("-o override: WeDetector.backbone: unknown class 'WeBackbon'; did you mean "
+                 "'WeBackbone'?", create, cfg.architecture, cfg)
+    assert msg.endswith(f'(while building WeDetector at {model_yml}:5)')
 
 
 def test_unknown_injected_class_in_a_name_dict(model_yml):
@@ -207,7 +207,13 @@ def test_constructor_refusal_names_the_entry_and_where_each_argument_came_from(m
     cfg = load_config(model_yml, overrides=['WeYoloHead.assigner.topk=0'])
     # the entry was written in the file; its refused argument came from the override
     raises(f"{model_yml}:9: WeYoloHead.assigner: building WeAssigner failed: ValueError: topk must "
-           f"be >= 1, got 0 (arguments: topk from -o override)", create, 'WeYoloHead', cfg)
+           f"be >= 1, got 0 (arguments set elsewhere: topk from -o override)", create, 'WeYoloHead',
+           cfg)
+    cfg = load_config(model_yml, overrides=['WeYoloHead.assigner.reduction=sum'])
+    cfg.WeYoloHead.assigner.topk = -1  # set in the file's own entry: no list of other origins
+    raises(f"{model_yml}:9: WeYoloHead.assigner: building WeAssigner failed: ValueError: topk must "
+           f"be >= 1, got -1 (arguments set elsewhere: reduction from -o override)", create,
+           'WeYoloHead', cfg)
 
 
 def test_missing_required_argument_names_the_section(tmp_path, model_yml):

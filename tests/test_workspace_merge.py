@@ -181,8 +181,14 @@ def test_refused_override_leaves_the_config_unchanged(base):
 
 # --- name: dicts and injected class names ----------------------------------------------------
 
-def test_override_of_one_argument_of_a_name_dict_keeps_the_name(base):
-    cfg = load_config(base, overrides=['WmHead.assigner.topk=9'])
+@pytest.mark.parametrize('how', ['-o', 'dict override', 'later file'])
+def test_override_of_one_argument_of_a_name_dict_keeps_the_name(base, tmp_path, how):
+    if how == 'later file':
+        cfg = load_config(write(tmp_path, 'child.yml', '_BASE_: [base.yml]\n'
+                                                       'WmHead: {assigner: {topk: 9}}\n'))
+    else:
+        cfg = load_config(base, overrides={'-o': ['WmHead.assigner.topk=9'],
+                                           'dict override': {'WmHead.assigner.topk': 9}}[how])
     assert cfg.WmHead.assigner == {'name': 'WmAligned', 'topk': 9, 'alpha': 0.5}
     assigner = create('WmHead', cfg).assigner
     assert isinstance(assigner, WmAligned) and (assigner.topk, assigner.alpha) == (9, 0.5)

@@ -472,15 +472,15 @@ def validate(cfg):
 
 def _construct(cls, args, kwargs, where, label, sources):
     """``cls(*args, **kwargs)``; a TypeError/ValueError becomes a ConfigError naming the entry and
-    where each argument came from (``sources``: {argument: origin})."""
+    the arguments set outside its file (``sources``: {argument: origin})."""
     try:
         return cls(*args, **kwargs)
     except (TypeError, ValueError) as e:  # ConfigError included: the class's own checks
-        by_origin = {}
-        for key, origin in sources.items():
-            by_origin.setdefault(origin, []).append(key)
-        came = '; '.join(f'{", ".join(keys)} from {origin}' for origin, keys in by_origin.items())
-        came = f' (arguments: {came})' if came else ''
+        # arguments set outside the entry's own file are the likely culprits: say where
+        home = (where or '').rsplit(':', 1)[0]
+        elsewhere = [f'{key} from {origin}' for key, origin in sources.items()
+                     if origin and origin.rsplit(':', 1)[0] != home]
+        came = f' (arguments set elsewhere: {", ".join(elsewhere)})' if elsewhere else ''
         kind = '' if isinstance(e, ConfigError) else f'{type(e).__name__}: '
         raise ConfigError(f'{_at(where, label)}building {cls.__name__} failed: {kind}{e}{came}') from e
 
@@ -643,7 +643,9 @@ def _build(name, cfg, overrides, ref=None, args_path=None, **from_config_kwargs)
         try:
             kwargs.update(from_config(section_view, **from_config_kwargs) or {})
         except ConfigError as e:
-            raise ConfigError(f'{_at(where, label)}while building {name}: {e}') from e
+            # the inner message starts with the offending value's origin and key: keep it first
+            outer = f' at {where}' if where else ''
+            raise ConfigError(f'{e} (while building {name}{outer})') from e
         except KeyError as e:
             raise ConfigError(f'{_at(where, label)}{name}.from_config needs the argument {e} '
                               f'(set it in the {name} section)') from e

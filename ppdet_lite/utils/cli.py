@@ -11,14 +11,16 @@ class ArgsParser(argparse.ArgumentParser):
     """``-c/--config FILE`` and ``-o/--opt key=value ...``; ``args.opt`` comes back as a dict.
 
     Values are YAML scalars (``-o use_gpu=false epoch=3 TrainReader.batch_size=4``); dotted keys
-    address nested sections.
+    address nested sections. ``-o`` may be repeated (``-o a=1 -o b=2``): every item counts, where
+    plain argparse would keep only the last ``-o``. A malformed or conflicting item exits with the
+    usage and a message quoting it.
     """
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault('formatter_class', argparse.RawDescriptionHelpFormatter)
         super().__init__(*args, **kwargs)
         self.add_argument('-c', '--config', required=True, help='configuration file to use')
-        self.add_argument('-o', '--opt', nargs='*', default=[],
+        self.add_argument('-o', '--opt', nargs='*', action='extend', default=[],
                           help='override config options, e.g. -o weights=w.pdparams epoch=3')
 
     def parse_args(self, argv=None, namespace=None):
