@@ -250,7 +250,7 @@ _VEHICLE_PAINTS = np.array([[225, 228, 230], [180, 182, 178], [115, 115, 118], [
 def _contrasting_colour(rng, background, mask, palette=None):
     """A random colour (from ``palette`` with jitter, if given) that stands out from the
     background under ``mask``; the last draw when 20 draws all fail."""
-    under = background[mask.astype(bool)].reshape(-1, 3).mean(0)
+    under = background[mask].reshape(-1, 3).mean(0)
     for _ in range(20):
         if palette is None:
             colour = rng.integers(0, 256, size=3)
@@ -292,11 +292,11 @@ def _layout(rng, preset, height, width, num_objects, background):
             cx = float(rng.uniform(margin, width - margin))
             cy = float(rng.uniform(margin, height - margin))
             angle = float(rng.uniform(0, 2 * np.pi))
-            mask = shape_mask(height, width, classes[cls], cx, cy, size, angle)
-            if mask.sum() == 0:
+            mask = shape_mask(height, width, classes[cls], cx, cy, size, angle).astype(bool)
+            if not mask.any():
                 continue
             # the new object is drawn on top: it may hide only a part of each earlier one
-            if any((m & ~mask.astype(bool)).sum() < (1 - preset['max_occlusion']) * a
+            if any((m & ~mask).sum() < (1 - preset['max_occlusion']) * a
                    for m, a in zip(masks, areas)):
                 continue
             vehicle = classes[cls] == 'vehicle'
@@ -305,7 +305,7 @@ def _layout(rng, preset, height, width, num_objects, background):
                                                  _VEHICLE_PAINTS if vehicle else None)}
             if vehicle:
                 obj['detail'] = [int(c * 0.35) for c in obj['colour']]
-            masks = [m & ~mask.astype(bool) for m in masks] + [mask.astype(bool)]
+            masks = [m & ~mask for m in masks] + [mask]
             areas.append(int(mask.sum()))
             objects.append(obj)
             cls_ids.append(cls)
