@@ -1,4 +1,4 @@
-"""The config as data: YAML files with ``_BASE_``, ``!ClassName`` tag nodes, and merges that keep origins.
+"""The config as data: YAML files with ``_BASE_``, ``!ClassName`` tag nodes, merges keeping origins.
 
 Every value of a loaded config has an *origin*, used by every error message: ``file:line`` for a value
 read from a file, ``-o override`` for a value merged afterwards. Origins live in a dict
@@ -164,7 +164,8 @@ def merge_tree(dst, src, origin, source_of, path=(), tag_of=None):
             _replace(dst, k, new, origin, p, source_of)
             continue
         node = old if isinstance(old, TagNode) else tag_of(old)
-        if isinstance(old, dict) and not ('name' in new and 'name' in old and new['name'] != old['name']):
+        renamed = 'name' in new and isinstance(old, dict) and new['name'] != old.get('name', new['name'])
+        if isinstance(old, dict) and not renamed:
             origin.setdefault(p, source_of(p))
             merge_tree(old, new, origin, source_of, p, tag_of)
         elif node is not None and new.get('name', node.name) == node.name:
@@ -295,7 +296,7 @@ def _load(stream, source=None):
 
 
 def parse_yaml_value(text, source=OVERRIDE):
-    """Read one YAML value (an ``-o`` right-hand side); tags become TagNodes whose origin is ``source``."""
+    """Read one YAML value (an ``-o`` right-hand side); its tags' origin is ``source``."""
     return _load(text, source)[0]
 
 

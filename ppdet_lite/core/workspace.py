@@ -29,6 +29,7 @@ PaddleDetection; every function also takes an explicit ``cfg`` and nothing else 
 
 import contextlib
 import contextvars
+import copy
 import difflib
 import importlib
 import importlib.util
@@ -70,7 +71,6 @@ class AttrDict(dict):
         self[key] = value
 
     def __deepcopy__(self, memo):
-        import copy
         dup = AttrDict({k: copy.deepcopy(v, memo) for k, v in self.items()})
         if '_origin' in self.__dict__:
             object.__setattr__(dup, '_origin', dict(self.__dict__['_origin']))
