@@ -300,7 +300,9 @@ def test_save_model_files_without_ema(tmp_path):
         {k: v.tolist() for k, v in numpy_state(model).items()}
     opt = paddle.load(stem + '.pdopt')
     assert opt['last_epoch'] == 4 and opt['LR_Scheduler']['last_epoch'] == 1
-    assert 'extra_state' not in opt  # only when given: the file is exactly ppdet's
+    # ppdet's keys plus our extra_state, which ppdet's loader ignores; here only the parameter
+    # names the accumulators are keyed by, in the optimizer's order
+    assert opt['extra_state'] == {'param_names': [p.name for p in model.parameters()]}
     velocities = [k for k in opt if k.endswith('_velocity_0')]
     assert len(velocities) == 6  # stem, bn and cls weights and biases (BN statistics have none)
 
@@ -472,7 +474,7 @@ def test_save_model_then_load_weight_resumes_exactly(tmp_path):
     resumed_ema = ToyEMA(resumed)
     assert load_weight(resumed, stem, optimizer=resumed_opt, ema=resumed_ema) == 1
     saved_extra = load_extra_state(stem)
-    assert {k: v for k, v in saved_extra.items() if k != 'ema_state'} == {
+    assert {k: v for k, v in saved_extra.items() if k not in ('ema_state', 'param_names')} == {
         'ema_step': 3, 'ema_epoch': 1, 'global_step': 3, 'best_ap': 0.25}
     assert resumed_sched.last_epoch == 3 and (resumed_ema.step, resumed_ema.epoch) == (3, 1)
     assert_state_equal(resumed, numpy_state(model))
@@ -485,6 +487,27 @@ def test_save_model_then_load_weight_resumes_exactly(tmp_path):
     assert_state_equal(resumed, numpy_state(model))
     for key, value in ema.state_dict.items():
         np.testing.assert_array_equal(resumed_ema.state_dict[key].numpy(), value.numpy())
+
+
+def test_optimizer_state_resumes_into_a_model_built_later_in_the_same_process(tmp_path):
+    # Paddle names parameters (and keys their accumulators) by a per-process counter: a second
+    # model built in the same process is conv2d_1.w_0 where the first was conv2d_0.w_0. The
+    # velocities must still reach the parameter at the same position.
+    model, optimizer, scheduler = make_trainable()
+    train_step(model, optimizer, scheduler, seed=0)
+    stem = save_model(model.state_dict(), optimizer, str(tmp_path), '0', 1)
+    later = Tiny()  # built outside the name guard: new names
+    assert later.stem.weight.name != model.stem.weight.name
+    later_opt = paddle.optimizer.Momentum(learning_rate=paddle.optimizer.lr.StepDecay(
+        0.1, step_size=2, gamma=0.5), momentum=0.9, parameters=later.parameters())
+    assert load_weight(later, stem, optimizer=later_opt) == 1
+    # accumulators are created at the first step: the next step must be the same on both
+    for run_model, run_opt in ((model, optimizer), (later, later_opt)):
+        x = paddle.to_tensor(np.random.RandomState(1).rand(2, 3, 8, 8).astype('float32'))
+        run_model(x).square().sum().backward()
+        run_opt.step()
+        run_opt.clear_grad()
+    assert_state_equal(later, numpy_state(model))
 
 
 @pytest.mark.parametrize('failing_save', [1, 2, 3])
@@ -532,7 +555,11 @@ def test_save_model_checks_its_arguments_and_writes_on_rank_0_only(tmp_path, mon
 def test_load_extra_state_of_a_plain_checkpoint_and_a_missing_one(tmp_path):
     model, optimizer, _ = make_trainable()
     stem = save_model(model.state_dict(), optimizer, str(tmp_path), 'ck', 1)
-    assert load_extra_state(stem + '.pdparams') == {}  # e.g. a PaddleDetection checkpoint
+    assert list(load_extra_state(stem + '.pdparams')) == ['param_names']  # always written
+    opt = paddle.load(stem + '.pdopt')
+    del opt['extra_state']  # what PaddleDetection writes
+    paddle.save(opt, stem + '.pdopt')
+    assert load_extra_state(stem) == {}
     with pytest.raises(FileNotFoundError, match=r'optimizer state not found: .*other\.pdopt'):
         load_extra_state(str(tmp_path / 'other'))
 

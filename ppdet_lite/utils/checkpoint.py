@@ -16,8 +16,13 @@ Reserved keys inside ``extra_state``, read by ``load_weight`` to resume an EMA e
 ``ema_step`` (int, EMA updates done), ``ema_epoch`` (int, EMA epochs counted, for ``cycle_epoch``)
 and ``ema_state`` (``{model key: tensor}``, the raw, not bias-corrected, running averages; a second
 copy of the weights in ``.pdopt``, which PaddleDetection does not save: its resume takes the
-bias-corrected ``.pdparams`` as raw averages). All other keys belong to the caller (e.g.
-``best_ap``, ``global_step``).
+bias-corrected ``.pdparams`` as raw averages), and ``param_names`` (the optimizer's parameter names
+in order, written by ``save_model``). All other keys belong to the caller (e.g. ``best_ap``).
+
+Paddle keys optimizer state by generated parameter names (``conv2d_12.w_0_moment1_0``) that depend
+on how many layers the process built before the model; a second model built in the same process
+(a notebook, a test, an evaluation model) gets other names. ``load_weight`` therefore renames the
+saved state from the saved ``param_names`` to the current optimizer's, position by position.
 
 Loader rules, as PaddleDetection 2.6 (``load_weight``, ``load_pretrain_weight``, ``match_state_dict``):
 
@@ -55,6 +60,7 @@ LAST_EPOCH_KEY = 'last_epoch'
 EXTRA_STATE_KEY = 'extra_state'
 EMA_STEP_KEY = 'ema_step'
 EMA_EPOCH_KEY = 'ema_epoch'
+PARAM_NAMES_KEY = 'param_names'
 EMA_STATE_KEY = 'ema_state'
 
 
@@ -317,6 +323,46 @@ def save_weights(state_or_model, path):
     return path
 
 
+def _param_names(optimizer):
+    """The optimizer's parameter names in its order (parameter groups flattened)."""
+    params = getattr(optimizer, '_parameter_list', None) or []
+    names = []
+    for entry in params:
+        if isinstance(entry, dict):
+            names.extend(p.name for p in entry['params'])
+        else:
+            names.append(entry.name)
+    return names
+
+
+def _rename_param_state(opt_state, saved_names, current_names, where):
+    """Re-key optimizer state saved for parameters ``saved_names`` to ``current_names`` (same
+    order). Keys are ``<parameter name>_<accumulator>`` (and ``master_weights`` maps parameter
+    names); the longest saved name that prefixes a key decides its parameter."""
+    if list(saved_names) == list(current_names):
+        return opt_state
+    if len(saved_names) != len(current_names):
+        raise ValueError(f'{where}: optimizer state of {len(saved_names)} parameters, the '
+                         f'optimizer has {len(current_names)}; is it the same architecture?')
+    rename = dict(zip(saved_names, current_names))
+    by_length = sorted(saved_names, key=len, reverse=True)
+
+    def new_key(key):
+        if key in rename:
+            return rename[key]
+        for old in by_length:
+            if key.startswith(old + '_'):
+                return rename[old] + key[len(old):]
+        return key
+
+    renamed = {}
+    for key, value in opt_state.items():
+        if key == 'master_weights' and isinstance(value, dict):
+            value = {new_key(k): v for k, v in value.items()}
+        renamed[new_key(key)] = value
+    return renamed
+
+
 def save_model(model_state, optimizer, save_dir, save_name, last_epoch, ema_model=None,
                extra_state=None):
     """Write a training checkpoint: PaddleDetection's ``save_model``, every file atomic.
@@ -358,8 +404,8 @@ def save_model(model_state, optimizer, save_dir, save_name, last_epoch, ema_mode
     stem = os.path.join(save_dir, save_name)
     opt_state = dict(optimizer.state_dict())
     opt_state[LAST_EPOCH_KEY] = int(last_epoch)
-    if extra_state is not None:
-        opt_state[EXTRA_STATE_KEY] = dict(extra_state)
+    opt_state[EXTRA_STATE_KEY] = dict(extra_state or {})
+    opt_state[EXTRA_STATE_KEY][PARAM_NAMES_KEY] = _param_names(optimizer)
     if ema_model is None:
         weights = [(stem + '.pdparams', model_state), (stem + '.pdema', None)]
     else:
@@ -435,6 +481,9 @@ def load_weight(model, path, optimizer=None, ema=None, exchange=True):
         opt_state = _read(opt_path, 'optimizer state')
         last_epoch = int(opt_state.pop(LAST_EPOCH_KEY, 0))
         extra = opt_state.pop(EXTRA_STATE_KEY, {})
+        if PARAM_NAMES_KEY in extra:
+            opt_state = _rename_param_state(opt_state, extra[PARAM_NAMES_KEY],
+                                            _param_names(optimizer), opt_path)
         for key, value in optimizer.state_dict().items():
             opt_state.setdefault(key, value)
         if EMA_STEP_KEY in extra:
