@@ -3,6 +3,8 @@
 Conventions: boxes are ``x1, y1, x2, y2`` in input-image pixels (the last axis holds the four
 coordinates); points are ``x, y``; distances are ``left, top, right, bottom`` from a point.
 The epsilons are PaddleDetection's, so that results match it bit for bit where possible.
+Every function checks the size of the coordinate axis of its inputs (statically: free) and raises
+ValueError naming the function, the argument and its shape.
 """
 
 import numpy as np
@@ -15,13 +17,22 @@ __all__ = [
 ]
 
 
+def _require_last(fn, name, tensor, size):
+    """The last axis of ``tensor`` holds ``size`` coordinates (4 for a box, 2 for a point)."""
+    shape = list(tensor.shape)
+    if not shape or (shape[-1] >= 0 and shape[-1] != size):
+        raise ValueError(f'{fn}: {name} must be [..., {size}], got shape {shape}')
+
+
 def bbox_center(boxes):
     """Centres ``[..., 2]`` (cx, cy) of boxes ``[..., 4]``."""
+    _require_last('bbox_center', 'boxes', boxes, 4)
     return (boxes[..., 0:2] + boxes[..., 2:4]) / 2
 
 
 def bbox_area(boxes):
     """Areas ``[...]`` of boxes ``[..., 4]``; inverted boxes count as empty."""
+    _require_last('bbox_area', 'boxes', boxes, 4)
     wh = (boxes[..., 2:4] - boxes[..., 0:2]).clip(min=0)
     return wh[..., 0] * wh[..., 1]
 
@@ -31,6 +42,8 @@ def bbox_iou(box1, box2, eps=1e-9):
 
     ``union = area1 + area2 - overlap + eps``; degenerate boxes give IoU 0, never NaN.
     """
+    _require_last('bbox_iou', 'box1', box1, 4)
+    _require_last('bbox_iou', 'box2', box2, 4)
     if 0 in box1.shape or 0 in box2.shape:
         # Paddle 2.6's elementwise kernels reject 0-size operands; the answer is just empty
         shape = np.broadcast_shapes(tuple(box1.shape[:-1]), tuple(box2.shape[:-1]))
@@ -59,6 +72,8 @@ def bbox_giou(box1, box2, eps=1e-10):
     As in PaddleDetection's GIoULoss the areas are not clipped and ``eps`` is added to both the
     union and the enclosing area.
     """
+    _require_last('bbox_giou', 'box1', box1, 4)
+    _require_last('bbox_giou', 'box2', box2, 4)
     x1, y1, x2, y2 = box1.unbind(-1)
     gx1, gy1, gx2, gy2 = box2.unbind(-1)
     w_inter = (paddle.minimum(x2, gx2) - paddle.maximum(x1, gx1)).clip(min=0)
@@ -76,6 +91,8 @@ def distance2bbox(points, distance, max_shape=None):
 
     ``max_shape`` (h, w) clips the result to the image.
     """
+    _require_last('distance2bbox', 'points', points, 2)
+    _require_last('distance2bbox', 'distance', distance, 4)
     x1y1 = points - distance[..., 0:2]
     x2y2 = points + distance[..., 2:4]
     boxes = paddle.concat([x1y1, x2y2], axis=-1)
@@ -91,6 +108,8 @@ def batch_distance2bbox(points, distance, max_shapes=None):
 
     ``max_shapes [B, 2]`` (h, w per image) clips each image's boxes to ``[0, w] x [0, h]``.
     """
+    _require_last('batch_distance2bbox', 'points', points, 2)
+    _require_last('batch_distance2bbox', 'distance', distance, 4)
     lt, rb = paddle.split(distance, 2, axis=-1)
     boxes = paddle.concat([points - lt, points + rb], axis=-1)
     if max_shapes is not None:
@@ -106,6 +125,8 @@ def bbox2distance(points, bbox, max_dis=None, eps=0.1):
     With ``max_dis`` the distances are clipped to ``[0, max_dis - eps]``: strictly below the last
     DFL bin so that the right neighbour bin of every target exists.
     """
+    _require_last('bbox2distance', 'points', points, 2)
+    _require_last('bbox2distance', 'bbox', bbox, 4)
     lt = points - bbox[..., 0:2]
     rb = bbox[..., 2:4] - points
     dist = paddle.concat([lt, rb], axis=-1)
@@ -139,7 +160,12 @@ def generate_anchors_for_grid_cell(feats, fpn_strides, grid_cell_size=5.0, grid_
         anchors ``[L, 4]`` x1y1x2y2 pixels, anchor_points ``[L, 2]`` pixels,
         num_anchors_list ``[H_i * W_i]``, stride_tensor ``[L, 1]``; ``L = sum(H_i * W_i)``,
         levels concatenated in order, row-major within a level.
+    Raises:
+        ValueError: not one stride per feature map.
     """
+    if len(feats) != len(fpn_strides):
+        raise ValueError(f'generate_anchors_for_grid_cell: {len(feats)} feature maps for '
+                         f'{len(fpn_strides)} fpn_strides {list(fpn_strides)}')
     anchors, points, num_anchors_list, strides = [], [], [], []
     for feat, stride in zip(feats, fpn_strides):
         h, w = feat.shape[2], feat.shape[3]

@@ -1,6 +1,7 @@
 """YOLOv3: the architecture name PaddleDetection's PP-YOLOE configs use (backbone -> neck -> head)."""
 
 from ppdet_lite.core.workspace import create, register
+from ..checks import check_tensor, size_multiple
 from .meta_arch import BaseArch
 
 __all__ = ['YOLOv3']
@@ -22,6 +23,12 @@ class YOLOv3(BaseArch):
         eval: ``bbox [N, 6]`` (class_id, score, x1, y1, x2, y2 in original-image pixels) and
         ``bbox_num [B]`` int32; when the head excludes NMS, ``bbox [B, L, 4]`` decoded boxes in
         original-image pixels and ``scores [B, C, L]``.
+    Raises:
+        KeyError, TypeError, ValueError: before any computation, for an image that is not
+        ``[B, 3, H, W]`` float or whose H or W is not a multiple of the largest of the head's
+        ``fpn_strides`` (32), or a missing ``scale_factor`` in eval; the head's loss checks the
+        training targets (``PPYOLOELoss``); feature maps whose strides are not the head's
+        ``fpn_strides``.
     """
     __category__ = 'architecture'
     __shared__ = ['data_format']
@@ -45,14 +52,33 @@ class YOLOv3(BaseArch):
         return {'backbone': backbone, 'neck': neck, 'yolo_head': yolo_head}
 
     def _features(self, inputs):
-        return self.neck(self.backbone(inputs))
+        image = inputs['image']
+        check_tensor('YOLOv3', 'inputs["image"]', image, [None, 3, None, None],
+                     dtypes=('float32', 'float16', 'bfloat16'))
+        strides = list(getattr(self.yolo_head, 'fpn_strides', []))
+        height, width = image.shape[2:]
+        if strides:
+            size_multiple('YOLOv3', 'the input image', height, width, max(strides),
+                          f'the largest of PPYOLOEHead.fpn_strides {strides}')
+        feats = self.neck(self.backbone(inputs))
+        if strides and height > 0 and len(feats) == len(strides):
+            actual = [height // f.shape[2] if f.shape[2] > 0 else s for f, s in zip(feats, strides)]
+            if actual != strides:
+                raise ValueError(f'YOLOv3: the neck returns maps of strides {actual} but the '
+                                 f'head expects fpn_strides {strides}; list fpn_strides in the '
+                                 f"neck's output order (coarse to fine for CustomCSPPAN)")
+        return feats
 
     def get_loss(self, inputs):
         return self.yolo_head(self._features(inputs), inputs)
 
     def get_pred(self, inputs):
+        if 'scale_factor' not in inputs and not getattr(self.yolo_head, 'exclude_post_process',
+                                                        False):
+            raise KeyError('YOLOv3: eval inputs need "scale_factor" [B, 2] (network input / '
+                           'original image size, y then x) to map boxes back to the image')
         head_outs = self.yolo_head(self._features(inputs))
-        bbox, second = self.yolo_head.post_process(head_outs, inputs['scale_factor'])
+        bbox, second = self.yolo_head.post_process(head_outs, inputs.get('scale_factor'))
         if getattr(self.yolo_head, 'exclude_nms', False):
             return {'bbox': bbox, 'scores': second}
         return {'bbox': bbox, 'bbox_num': second}

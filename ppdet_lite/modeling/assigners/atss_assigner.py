@@ -6,7 +6,8 @@ For every real GT box:
 1. candidates: on each FPN level, the ``topk`` anchors whose centres are nearest the GT centre;
 2. threshold: mean + standard deviation (unbiased, N - 1) of the candidates' IoUs with the GT;
 3. positives: candidates whose IoU exceeds the threshold and whose centre lies inside the GT;
-4. conflicts: an anchor claimed by several GTs goes to the GT it overlaps most;
+4. conflicts: an anchor claimed by several GTs goes to the GT it overlaps most (among all GT slots
+   of the image, as PaddleDetection 2.6 does; among the claiming GTs only with ``sm_use``);
 5. optionally (``force_gt_matching``) each GT also takes the anchor it overlaps most, unless that
    anchor is also some other GT's best;
 6. targets: label and box of the assigned GT; score 1, or the IoU of the anchor's predicted box
@@ -32,8 +33,11 @@ import paddle.nn as nn
 
 from ppdet_lite.core.workspace import register
 from ..bbox_utils import bbox_area, bbox_center, bbox_iou
+from ..checks import check_bool, check_int, check_number, check_tensor
 from .base import background_result, build_result
-from .utils import PRED_IOU_EPS, anchor_levels, on_simd_body, points_in_boxes, resolve_conflicts
+from .gt_check import check_gt_inputs, gt_probe, raise_for_probe
+from .utils import (PRED_IOU_EPS, anchor_levels, on_simd_body, points_in_boxes, resolve_conflicts,
+                    to_host)
 
 __all__ = ['ATSSAssigner']
 
@@ -64,15 +68,28 @@ class ATSSAssigner(nn.Layer):
         force_gt_matching (bool): also give each GT its highest-IoU anchor.
         eps (float): kept for PaddleDetection config compatibility; PaddleDetection 2.6's ATSS
             never reads it (its IoU and inside checks use fixed epsilons, reproduced here).
+        sm_use (bool): PaddleDetection's small-object option: an anchor claimed by several GTs
+            goes to the claimant it overlaps most, rather than to the most-overlapping GT slot
+            of the image, claimant or not (the only effect ``sm_use`` has in 2.6's ATSS).
+    Raises:
+        TypeError, ValueError: an argument of the wrong type or out of range (topk >= 1,
+            num_classes >= 1, eps >= 0).
     """
     __shared__ = ['num_classes']
 
-    def __init__(self, topk=9, num_classes=80, force_gt_matching=False, eps=1e-9):
+    def __init__(self, topk=9, num_classes=80, force_gt_matching=False, eps=1e-9, sm_use=False):
         super().__init__()
+        owner = type(self).__name__
+        check_int(owner, 'topk', topk, minimum=1)
+        check_int(owner, 'num_classes', num_classes, minimum=1)
+        check_bool(owner, 'force_gt_matching', force_gt_matching)
+        check_number(owner, 'eps', eps, low=0)
+        check_bool(owner, 'sm_use', sm_use)
         self.topk = topk
         self.num_classes = num_classes
         self.force_gt_matching = force_gt_matching
         self.eps = eps
+        self.sm_use = sm_use
         # Window half-width in cells. A q x q block around the nearest cell (q odd, q * q >= topk)
         # bounds the k-th distance by sqrt(2) * q / 2 strides; any anchor h + 1 cells away is at
         # least h + 0.5 strides away, so h + 0.5 > sqrt(2) * q / 2 keeps inner GTs in the window.
@@ -99,8 +116,14 @@ class ATSSAssigner(nn.Layer):
         Returns:
             AssignResult: ``(assigned_labels [B, L], assigned_bboxes [B, L, 4],
             assigned_scores [B, L, C])``, see ``base.AssignResult``.
+        Raises:
+            TypeError, ValueError: inputs of the wrong shape or dtype, anchors not matching
+                ``num_anchors_list``, a real GT whose class is not in ``[0, num_classes)``
+                (more exactly: not in ``[0, num_classes]`` or equal to ``bg_index``) or whose box
+                is not finite.
         """
-        assert gt_labels.ndim == 3 and gt_bboxes.ndim == 3, 'gt_labels, gt_bboxes must be [B, n, *]'
+        self._check_inputs(anchor_bboxes, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
+                           gt_scores, pred_bboxes)
         batch_size, num_gts = gt_bboxes.shape[:2]
         num_anchors = anchor_bboxes.shape[0]
         if num_gts == 0:
@@ -110,7 +133,10 @@ class ATSSAssigner(nn.Layer):
         gt_boxes = gt_bboxes.reshape([-1, 4])
         is_real = pad_gt_mask.reshape([-1]) > 0
         anchor_centres = bbox_center(anchor_bboxes)
-        levels = anchor_levels(anchor_centres, num_anchors_list, anchor_bboxes)
+        centres, boxes, probe = to_host(anchor_centres, anchor_bboxes, gt_probe(
+            gt_labels, gt_bboxes, pad_gt_mask, self.num_classes, bg_index))
+        raise_for_probe(type(self).__name__, probe, num_gts, self.num_classes, bg_index)
+        levels = anchor_levels(centres, num_anchors_list, boxes)
 
         nearest = self._nearest_per_level(levels, anchor_bboxes, anchor_centres, gt_boxes, is_real)
         candidates = paddle.concat([found.index for found in nearest], axis=1)
@@ -122,11 +148,26 @@ class ATSSAssigner(nn.Layer):
                                        is_real)
         pos_row, pos_anchor = self._positives(candidates, threshold, anchor_bboxes, anchor_centres,
                                               gt_boxes, is_real)
-        assigned = resolve_conflicts(pos_row, pos_anchor, gt_bboxes, anchor_bboxes, ANCHOR_IOU_EPS)
+        assigned = resolve_conflicts(pos_row, pos_anchor, gt_bboxes, anchor_bboxes, ANCHOR_IOU_EPS,
+                                     claimants_only=self.sm_use)
         if self.force_gt_matching:
             assigned = self._force_gt_matching(assigned, levels, anchor_bboxes, gt_bboxes, is_real)
         pos_score = self._scores(assigned, gt_boxes, gt_scores, pred_bboxes)
         return build_result(assigned, pos_score, gt_labels, gt_bboxes, bg_index, self.num_classes)
+
+    def _check_inputs(self, anchor_bboxes, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
+                      gt_scores, pred_bboxes):
+        """Static shape and dtype checks (no device work)."""
+        owner, sizes = type(self).__name__, {}
+        check_tensor(owner, 'anchor_bboxes', anchor_bboxes, ['L', 4], sizes, dtypes=('float32',))
+        check_gt_inputs(owner, gt_labels, gt_bboxes, pad_gt_mask, sizes, gt_scores)
+        if pred_bboxes is not None:
+            check_tensor(owner, 'pred_bboxes', pred_bboxes, ['B', 'L', 4], sizes,
+                         dtypes=('float32',))
+        total = sum(int(n) for n in num_anchors_list)
+        if anchor_bboxes.shape[0] >= 0 and total != anchor_bboxes.shape[0]:
+            raise ValueError(f'{owner}: num_anchors_list {list(num_anchors_list)} sums to {total} '
+                             f'but anchor_bboxes has {anchor_bboxes.shape[0]} anchors')
 
     # 1. candidates ------------------------------------------------------------------------------
 

@@ -11,6 +11,11 @@ For every real GT box:
 5. targets: label and box of the assigned GT, score ``t / (max t of the GT + eps) * (max u of the
    GT)``, the maxima taken over the GT's final positives.
 
+With ``is_close_gt`` (PaddleDetection's option for small objects) the candidates of step 1 are the
+anchors whose point is less than ``CLOSE_MAX_DIST`` "strides" from the GT centre instead, the stride
+of level i being taken as ``32 / 2 ** i`` whatever the real strides are (PaddleDetection 2.6's
+``task_aligned_assigner.is_close_gt``, reproduced as it is).
+
 Speed: PaddleDetection ranks ``t`` over all L anchors with non-candidates set to 0; only the
 candidates can become positive, so only they are scored and ranked (on a regular anchor grid a GT's
 candidates are a rectangle of cells per level). Ranking the candidates alone gives PaddleDetection's
@@ -24,13 +29,20 @@ import paddle
 import paddle.nn as nn
 
 from ppdet_lite.core.workspace import register
-from ..bbox_utils import bbox_iou
+from ..bbox_utils import bbox_center, bbox_iou
+from ..checks import check_bool, check_int, check_number, check_tensor
 from .base import background_result, build_result
+from .gt_check import check_gt_inputs, gt_probe, raise_for_probe
 from .utils import (INSIDE_EPS, PRED_IOU_EPS, anchor_levels, concat_1d, ieee_divide,
                     max_per_segment, on_simd_body, points_in_boxes, ragged_ranges,
-                    resolve_conflicts)
+                    resolve_conflicts, to_host)
 
 __all__ = ['TaskAlignedAssigner']
+
+# is_close_gt: an anchor is a candidate when its distance to the GT centre, divided by its level's
+# nominal stride CLOSE_FIRST_STRIDE / 2 ** level, is below CLOSE_MAX_DIST (PaddleDetection 2.6).
+CLOSE_FIRST_STRIDE = 32.
+CLOSE_MAX_DIST = 2.0
 
 
 @register
@@ -42,14 +54,25 @@ class TaskAlignedAssigner(nn.Layer):
         alpha (float): exponent of the classification score in the alignment metric.
         beta (float): exponent of the IoU in the alignment metric.
         eps (float): added to each GT's maximum metric before normalising.
+        is_close_gt (bool): candidates by distance to the GT centre instead of inside the GT
+            (see the module docstring).
+    Raises:
+        TypeError, ValueError: an argument of the wrong type or out of range (topk >= 1,
+            alpha, beta, eps >= 0).
     """
 
-    def __init__(self, topk=13, alpha=1.0, beta=6.0, eps=1e-9):
+    def __init__(self, topk=13, alpha=1.0, beta=6.0, eps=1e-9, is_close_gt=False):
         super().__init__()
+        owner = type(self).__name__
+        check_int(owner, 'topk', topk, minimum=1)
+        for name, value in (('alpha', alpha), ('beta', beta), ('eps', eps)):
+            check_number(owner, name, value, low=0)
+        check_bool(owner, 'is_close_gt', is_close_gt)
         self.topk = topk
         self.alpha = alpha
         self.beta = beta
         self.eps = eps
+        self.is_close_gt = is_close_gt
 
     @paddle.no_grad()
     def forward(self, pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels,
@@ -69,8 +92,13 @@ class TaskAlignedAssigner(nn.Layer):
         Returns:
             AssignResult: ``(assigned_labels [B, L], assigned_bboxes [B, L, 4],
             assigned_scores [B, L, C])``, see ``base.AssignResult``.
+        Raises:
+            TypeError, ValueError: inputs of the wrong shape or dtype, anchors not matching
+                ``num_anchors_list``, a real GT whose class is not in ``[0, C)`` (more exactly:
+                not in ``[0, C]`` or equal to ``bg_index``) or whose box is not finite.
         """
-        assert gt_labels.ndim == 3 and gt_bboxes.ndim == 3, 'gt_labels, gt_bboxes: [B, n, *]'
+        self._check_inputs(pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels,
+                           gt_bboxes, pad_gt_mask)
         batch_size, num_anchors, num_classes = pred_scores.shape
         if gt_bboxes.shape[1] == 0:
             return background_result(batch_size, num_anchors, num_classes, bg_index,
@@ -78,21 +106,40 @@ class TaskAlignedAssigner(nn.Layer):
 
         gts = _GTs(gt_labels, gt_bboxes, pad_gt_mask)
         preds = _Predictions(pred_scores, pred_bboxes)
-        levels = anchor_levels(anchor_points, num_anchors_list)
+        points, probe = to_host(anchor_points, gt_probe(gt_labels, gt_bboxes, pad_gt_mask,
+                                                        num_classes, bg_index))
+        raise_for_probe(type(self).__name__, probe, gts.num_gts, num_classes, bg_index)
+        levels = anchor_levels(points, num_anchors_list)
 
         cand_row, cand_anchor = self._candidates(levels, anchor_points, gts)
         metric, _ = self._alignment(cand_row, cand_anchor, gts, preds)
-        pos_row, pos_anchor = self._topk_per_gt(cand_row, cand_anchor, metric, anchor_points, gts,
-                                                preds)
+        pos_row, pos_anchor = self._topk_per_gt(cand_row, cand_anchor, metric, levels,
+                                                anchor_points, gts, preds)
         assigned = resolve_conflicts(pos_row, pos_anchor, gt_bboxes, pred_bboxes, PRED_IOU_EPS)
         pos_score = self._normalised_scores(assigned, gts, preds)
         return build_result(assigned, pos_score, gt_labels, gt_bboxes, bg_index, num_classes)
 
+    def _check_inputs(self, pred_scores, pred_bboxes, anchor_points, num_anchors_list,
+                      gt_labels, gt_bboxes, pad_gt_mask):
+        """Static shape and dtype checks (no device work)."""
+        owner, sizes = type(self).__name__, {}
+        check_tensor(owner, 'pred_scores', pred_scores, ['B', 'L', 'C'], sizes,
+                     dtypes=('float32',))
+        check_tensor(owner, 'pred_bboxes', pred_bboxes, ['B', 'L', 4], sizes, dtypes=('float32',))
+        check_tensor(owner, 'anchor_points', anchor_points, ['L', 2], sizes, dtypes=('float32',))
+        check_gt_inputs(owner, gt_labels, gt_bboxes, pad_gt_mask, sizes)
+        total = sum(int(n) for n in num_anchors_list)
+        if anchor_points.shape[0] >= 0 and total != anchor_points.shape[0]:
+            raise ValueError(f'{owner}: num_anchors_list {list(num_anchors_list)} sums to {total} '
+                             f'but anchor_points has {anchor_points.shape[0]} anchors')
+
     # 1. candidates ------------------------------------------------------------------------------
 
-    @staticmethod
-    def _candidates(levels, anchor_points, gts):
-        """Anchors whose point lies inside a real GT: ``(row, anchor)`` int64 pairs."""
+    def _candidates(self, levels, anchor_points, gts):
+        """Candidate anchors of the real GTs (inside them, or close with ``is_close_gt``):
+        ``(row, anchor)`` int64 pairs."""
+        if self.is_close_gt:
+            return self._close_candidates(levels, anchor_points, gts)
         rows, anchors = [], []
         for level in levels:
             if level.grid is None:
@@ -117,6 +164,28 @@ class TaskAlignedAssigner(nn.Layer):
             anchors.append(level.start + cell_row * level.grid.width + cell_col)
         return concat_1d(rows), concat_1d(anchors)
 
+    def _close_candidates(self, levels, anchor_points, gts):
+        """``is_close_gt`` candidates, measured level by level: ``(row, anchor)`` pairs."""
+        centres = bbox_center(gts.boxes)
+        rows, anchors = [], []
+        for index, level in enumerate(levels):
+            points = anchor_points[level.start:level.start + level.size]
+            close = paddle.logical_and(_is_close(points, centres, index),
+                                       gts.is_real.unsqueeze(1))
+            pairs = paddle.nonzero(close)
+            rows.append(pairs[:, 0])
+            anchors.append(pairs[:, 1] + level.start)
+        return concat_1d(rows), concat_1d(anchors)
+
+    def _candidate_mask(self, levels, anchor_points, boxes):
+        """``[R, L]`` bool: which anchors are candidates of GT boxes ``[R, 4]``."""
+        if not self.is_close_gt:
+            return points_in_boxes(anchor_points.unsqueeze(0), boxes.unsqueeze(1))
+        centres = bbox_center(boxes)
+        return paddle.concat([
+            _is_close(anchor_points[level.start:level.start + level.size], centres, index)
+            for index, level in enumerate(levels)], axis=1)
+
     # 2. alignment -------------------------------------------------------------------------------
 
     def _alignment(self, row, anchor, gts, preds):
@@ -132,7 +201,7 @@ class TaskAlignedAssigner(nn.Layer):
 
     # 3. top k -----------------------------------------------------------------------------------
 
-    def _topk_per_gt(self, row, anchor, metric, anchor_points, gts, preds):
+    def _topk_per_gt(self, row, anchor, metric, levels, anchor_points, gts, preds):
         """Each GT's ``topk`` candidates by metric: ``(row, anchor)`` pairs."""
         num = row.shape[0]
         if num == 0:
@@ -155,7 +224,8 @@ class TaskAlignedAssigner(nn.Layer):
 
         redo = paddle.nonzero(undecided).flatten()
         if redo.shape[0] > 0:
-            redo_row, redo_anchor = self._topk_over_all_anchors(redo, anchor_points, gts, preds)
+            redo_row, redo_anchor = self._topk_over_all_anchors(redo, levels, anchor_points, gts,
+                                                                preds)
             pos_row = concat_1d([pos_row, redo_row])
             pos_anchor = concat_1d([pos_anchor, redo_anchor])
         return pos_row, pos_anchor
@@ -183,15 +253,15 @@ class TaskAlignedAssigner(nn.Layer):
             tie_with_zeros = paddle.zeros_like(tie_with_zeros)
         return paddle.logical_or(tie_within, tie_with_zeros)
 
-    def _topk_over_all_anchors(self, rows, anchor_points, gts, preds):
-        """PaddleDetection's ranking for ``rows [R]``: top k of ``t * inside`` over all anchors,
-        keeping the inside ones. Returns ``(row, anchor)`` pairs."""
+    def _topk_over_all_anchors(self, rows, levels, anchor_points, gts, preds):
+        """PaddleDetection's ranking for ``rows [R]``: top k of ``t * candidate`` over all anchors,
+        keeping the candidates. Returns ``(row, anchor)`` pairs."""
         num_rows, num_anchors = rows.shape[0], preds.num_anchors
         row = rows.unsqueeze(1).expand([num_rows, num_anchors]).flatten()
         anchor = paddle.tile(paddle.arange(num_anchors, dtype='int64'), [num_rows])
         metric = self._alignment(row, anchor, gts, preds)[0].reshape([num_rows, num_anchors])
-        boxes = paddle.gather(gts.boxes, rows).unsqueeze(1)
-        inside = points_in_boxes(anchor_points.unsqueeze(0), boxes).astype(metric.dtype)
+        boxes = paddle.gather(gts.boxes, rows)
+        inside = self._candidate_mask(levels, anchor_points, boxes).astype(metric.dtype)
         top = paddle.topk(metric * inside, self.topk, axis=-1)[1]
         keep = paddle.nonzero(paddle.take_along_axis(inside, top, axis=1) > 0)
         return (paddle.gather(rows, keep[:, 0]),
@@ -229,6 +299,15 @@ class _Predictions:
         _, self.num_anchors, self.num_classes = pred_scores.shape
         self.scores = pred_scores.flatten()
         self.boxes = pred_bboxes.reshape([-1, 4])
+
+
+def _is_close(points, centres, level_index):
+    """``[R, S]`` bool: anchor points ``[S, 2]`` within ``CLOSE_MAX_DIST`` nominal strides of GT
+    centres ``[R, 2]`` (PaddleDetection's expression: point minus centre, norm, divided)."""
+    stride = CLOSE_FIRST_STRIDE / 2 ** level_index
+    offsets = points.unsqueeze(0) - centres.unsqueeze(1)
+    distance = on_simd_body(lambda d: d.norm(2, axis=-1), offsets, item_ndim=1)
+    return distance / stride < CLOSE_MAX_DIST
 
 
 def _inside_span(low, high, coords):

@@ -14,8 +14,8 @@ import paddle
 from ..bbox_utils import bbox_iou
 
 __all__ = [
-    'INSIDE_EPS', 'PRED_IOU_EPS', 'AnchorLevel', 'AnchorGrid', 'anchor_levels', 'points_in_boxes',
-    'ragged_ranges', 'concat_1d', 'resolve_conflicts', 'max_per_segment', 'on_simd_body',
+    'INSIDE_EPS', 'PRED_IOU_EPS', 'AnchorLevel', 'AnchorGrid', 'to_host', 'anchor_levels',
+    'points_in_boxes', 'ragged_ranges', 'concat_1d', 'resolve_conflicts', 'max_per_segment', 'on_simd_body',
     'ieee_divide',
 ]
 
@@ -39,6 +39,27 @@ boxes that all have the same size and whose x extent depends only on the column 
 on the row, ``x1, x2 [width]`` and ``y1, y2 [height]`` hold the extents; otherwise they are None."""
 
 
+def to_host(*tensors):
+    """Copy several tensors to numpy in one device-to-host transfer (one synchronisation).
+
+    The values travel as float64, which holds every float32 and every integer below 2 ** 53
+    exactly; each array comes back with its tensor's shape and dtype.
+
+    Args:
+        *tensors (Tensor): any shapes; float32, float64, int32, int64 or bool.
+    Returns:
+        list[ndarray].
+    """
+    flat = paddle.concat([t.reshape([-1]).astype('float64') for t in tensors]).numpy()
+    arrays, start = [], 0
+    for t in tensors:
+        size = int(np.prod(t.shape))
+        dtype = str(t.dtype).replace('paddle.', '')
+        arrays.append(flat[start:start + size].reshape(t.shape).astype(dtype))
+        start += size
+    return arrays
+
+
 def anchor_levels(points, num_anchors_list, boxes=None):
     """Split the anchors into FPN levels and recognise each level's grid.
 
@@ -47,14 +68,14 @@ def anchor_levels(points, num_anchors_list, boxes=None):
     any check gets ``grid=None``.
 
     Args:
-        points (Tensor): ``[L, 2]`` anchor centres (x, y), pixels.
+        points (ndarray): ``[L, 2]`` float32 anchor centres (x, y), pixels (see ``to_host``).
         num_anchors_list (list[int]): anchors per level, in order.
-        boxes (Tensor|None): ``[L, 4]`` anchor boxes x1y1x2y2, when the assigner has them.
+        boxes (ndarray|None): ``[L, 4]`` float32 anchor boxes x1y1x2y2, when the assigner has them.
     Returns:
         list[AnchorLevel].
     """
-    points = points.numpy()
-    boxes = None if boxes is None else boxes.numpy()
+    points = np.asarray(points)
+    boxes = None if boxes is None else np.asarray(boxes)
     levels, start = [], 0
     for size in num_anchors_list:
         size = int(size)
@@ -126,12 +147,15 @@ def concat_1d(pieces, dtype='int64'):
     return paddle.concat(pieces) if pieces else paddle.zeros([0], dtype=dtype)
 
 
-def resolve_conflicts(pos_row, pos_anchor, gt_bboxes, anchor_boxes, iou_eps):
+def resolve_conflicts(pos_row, pos_anchor, gt_bboxes, anchor_boxes, iou_eps,
+                      claimants_only=False):
     """Give every anchor at most one GT.
 
     An anchor claimed by one GT keeps it. An anchor claimed by several goes to the GT of its image
     with the highest IoU with the anchor's box, first slot on ties; like PaddleDetection this
-    argmax runs over all ``n`` slots (the winner need not be a claimant, padded slots included).
+    argmax runs over all ``n`` slots (the winner need not be a claimant, padded slots included),
+    unless ``claimants_only``: then the IoUs of the other slots count as 0 (PaddleDetection's
+    ATSS ``sm_use``, whose claimants always overlap the anchor).
 
     Args:
         pos_row, pos_anchor (Tensor): ``[P]`` int64 positive pairs, no pair repeated.
@@ -139,6 +163,7 @@ def resolve_conflicts(pos_row, pos_anchor, gt_bboxes, anchor_boxes, iou_eps):
         anchor_boxes (Tensor): the boxes standing for the anchors, ``[L, 4]`` (shared by the
             images) or ``[B, L, 4]``.
         iou_eps (float): the epsilon PaddleDetection uses for this IoU.
+        claimants_only (bool): see above.
     Returns:
         Tensor: ``[B * L]`` int64, GT row of each anchor or -1.
     """
@@ -159,9 +184,31 @@ def resolve_conflicts(pos_row, pos_anchor, gt_bboxes, anchor_boxes, iou_eps):
         boxes = anchor_boxes.reshape([-1, 4])
         box = paddle.gather(boxes, contested if anchor_boxes.ndim == 3 else contested % num_anchors)
         ious = bbox_iou(paddle.gather(gt_bboxes, image), box.unsqueeze(1), iou_eps)  # [P', n]
+        if claimants_only:
+            ious = ious * _claims(flat, pos_row, contested, num_gts, batch_size * num_anchors)
         winner = image * num_gts + ious.argmax(axis=-1)
         assigned = paddle.scatter(assigned, contested, winner)
     return assigned
+
+
+def _claims(flat, pos_row, contested, num_gts, num_flat):
+    """``[P', n]`` float32: 1 where GT slot g claims the p-th contested anchor.
+
+    Args:
+        flat, pos_row (Tensor): ``[P]`` int64, each claim's image-anchor index ``b * L + a`` and
+            GT row ``b * n + g``.
+        contested (Tensor): ``[P']`` int64, the image-anchor indices claimed more than once.
+        num_gts (int): n; num_flat (int): B * L.
+    """
+    position = paddle.scatter(paddle.full([num_flat], -1, dtype='int64'), contested,
+                              paddle.arange(contested.shape[0], dtype='int64'))
+    claim_position = paddle.gather(position, flat)
+    kept = paddle.nonzero(claim_position >= 0).flatten()
+    cells = (paddle.gather(claim_position, kept) * num_gts +
+             paddle.gather(pos_row, kept) % num_gts)
+    mask = paddle.zeros([contested.shape[0] * num_gts], dtype='float32')
+    mask = paddle.scatter(mask, cells, paddle.ones([cells.shape[0]], dtype='float32'))
+    return mask.reshape([contested.shape[0], num_gts])
 
 
 def max_per_segment(values, segment_ids):

@@ -9,6 +9,7 @@ import paddle.nn as nn
 
 from ppdet_lite.core.workspace import register, serializable
 
+from ..checks import check_bool, check_int_list, check_number, check_tensor
 from ..layers import ConvBNLayer, EffectiveSELayer, RepVggBlock
 from ..ops import get_act_fn
 from ..shape_spec import ShapeSpec
@@ -86,6 +87,11 @@ class CSPResNet(nn.Layer):
         trt: TensorRT-friendly activation formulas (see ``get_act_fn``).
         use_checkpoint: recompute stages in the backward pass to save memory in training.
         use_alpha: learnable branch weight in every RepVggBlock (PP-YOLOE+).
+
+    Raises:
+        TypeError, ValueError: at construction, ``channels`` without a stem and at least one
+            stage, fewer ``layers`` than stages, ``return_idx`` not increasing stage indices
+            (``out_shape`` lists them in that order), non-positive multipliers.
     """
 
     __shared__ = ['width_mult', 'depth_mult', 'trt']
@@ -103,6 +109,9 @@ class CSPResNet(nn.Layer):
                  use_checkpoint=False,
                  use_alpha=False):
         super().__init__()
+        _check_arguments(layers, channels, return_idx, width_mult, depth_mult,
+                         dict(depth_wise=depth_wise, use_large_stem=use_large_stem, trt=trt,
+                              use_checkpoint=use_checkpoint, use_alpha=use_alpha))
         # Python's round (half to even) is PaddleDetection's: it decides checkpoint shapes.
         channels = [max(round(c * width_mult), 1) for c in channels]
         layers = [max(round(n * depth_mult), 1) for n in layers]
@@ -128,7 +137,10 @@ class CSPResNet(nn.Layer):
         self.return_idx = return_idx
 
     def forward(self, inputs):
+        """``{'image': [B, 3, H, W]}`` or the tensor, float32 (float16/bfloat16 under AMP)."""
         x = inputs['image'] if isinstance(inputs, dict) else inputs
+        check_tensor('CSPResNet', 'image', x, [None, 3, None, None],
+                     dtypes=('float32', 'float16', 'bfloat16'))
         x = self.stem(x)
         outs = []
         for idx, stage in enumerate(self.stages):
@@ -144,5 +156,27 @@ class CSPResNet(nn.Layer):
 
     @property
     def out_shape(self):
+        """ShapeSpec (channels, stride) of each returned stage, in ``return_idx`` order."""
         return [ShapeSpec(channels=self._out_channels[i], stride=self._out_strides[i])
                 for i in self.return_idx]
+
+
+def _check_arguments(layers, channels, return_idx, width_mult, depth_mult, flags):
+    owner = 'CSPResNet'
+    check_int_list(owner, 'channels', channels)
+    num_stages = len(channels) - 1
+    if num_stages < 1:
+        raise ValueError(f'{owner}: channels must list the stem and at least one stage, got '
+                         f'{channels}')
+    check_int_list(owner, 'layers', layers)
+    if len(layers) < num_stages:
+        raise ValueError(f'{owner}: layers {layers} gives fewer blocks counts than the '
+                         f'{num_stages} stages of channels {channels}')
+    check_int_list(owner, 'return_idx', return_idx, minimum=0)
+    if list(return_idx) != sorted(set(return_idx)) or return_idx[-1] >= num_stages:
+        raise ValueError(f'{owner}: return_idx must be increasing stage indices in 0 .. '
+                         f'{num_stages - 1}, got {return_idx}')
+    check_number(owner, 'width_mult', width_mult, low=0, low_open=True)
+    check_number(owner, 'depth_mult', depth_mult, low=0, low_open=True)
+    for name, value in flags.items():
+        check_bool(owner, name, value)

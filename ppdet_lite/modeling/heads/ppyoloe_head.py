@@ -29,6 +29,8 @@ from paddle.nn.initializer import Assign, Constant, Normal
 from ppdet_lite.core.workspace import create, register
 from ppdet_lite.modeling.bbox_utils import (batch_distance2bbox, generate_anchors_for_grid_cell,
                                            grid_points)
+from ppdet_lite.modeling.checks import (check_bool, check_int, check_int_list, check_number,
+                                       check_tensor)
 from ppdet_lite.modeling.layers.conv_bn import ConvBNLayer
 from ppdet_lite.modeling.layers.multiclass_nms import MultiClassNMS
 from ppdet_lite.modeling.layers.repvgg import RepVggBlock
@@ -44,6 +46,36 @@ def _by_name(obj, num_classes):
     if isinstance(obj, str):
         return create(obj, cfg={'num_classes': num_classes})
     return obj
+
+
+def _validate_eval_size(eval_size, fpn_strides):
+    """``eval_size`` is None or [h, w], both multiples of the largest stride: the anchors it fixes
+    are those of the feature maps such an input gives (other sizes cannot pass the neck)."""
+    if eval_size is None:
+        return
+    check_int_list('PPYOLOEHead', 'eval_size (null or [h, w])', eval_size, length=2)
+    step = max(fpn_strides)
+    if any(s % step for s in eval_size):
+        fix = [(s + step - 1) // step * step for s in eval_size]
+        raise ValueError(f'PPYOLOEHead: eval_size {list(eval_size)} must be [h, w] with both '
+                         f'multiples of {step}, the largest of fpn_strides {list(fpn_strides)} '
+                         f'(the input size the neck accepts); e.g. {fix}, or null to take the '
+                         f'anchors from each input')
+
+
+def _check_component(name, obj, num_classes):
+    """Injected parts are callables (or None in a head that never trains, or never runs NMS);
+    a part with its own ``num_classes`` must agree with ours."""
+    if obj is None:
+        return
+    if not callable(obj):
+        raise TypeError(f'PPYOLOEHead: {name} must be a registered class name, a dict with '
+                        f'"name" or a callable object, got {obj!r}')
+    own = getattr(obj, 'num_classes', None)
+    if own is not None and own != num_classes:
+        raise ValueError(f'PPYOLOEHead: {name} {type(obj).__name__} was built with num_classes '
+                         f'{own} but the head has num_classes {num_classes}; its scores would not '
+                         f'match the predictions (set the top-level num_classes only)')
 
 
 def _bias_for_prior(prior_prob):
@@ -111,6 +143,14 @@ class PPYOLOEHead(nn.Layer):
             same numbers either way.
         for_distill (bool): PaddleDetection's distillation hooks; not supported (must be False).
 
+    Raises:
+        TypeError, ValueError: at construction, an argument of the wrong type or out of range:
+            positive ``in_channels``, ``num_classes`` and ``fpn_strides`` (one per input level),
+            ``reg_max >= 1``, ``grid_cell_scale > 0``, ``grid_cell_offset`` in [0, 1), an
+            ``eval_size`` that is not ``[h, w]`` with both multiples of the largest stride,
+            assigners built for another ``num_classes``, ``loss_weight`` keys other than
+            'class', 'iou' and 'dfl'.
+
     Initial predictions (prediction conv weights 0): every class probability 0.01, every box-side
     distribution uniform (so each side is reg_max / 2 strides). ``proj_conv.weight``
     [1, reg_max + 1, 1, 1] is fixed to 0..reg_max and never trained.
@@ -142,13 +182,22 @@ class PPYOLOEHead(nn.Layer):
                  use_shared_conv=True,
                  for_distill=False):
         super().__init__()
-        if len(in_channels) != len(fpn_strides):
-            raise ValueError(f'PPYOLOEHead: {len(in_channels)} in_channels for '
-                             f'{len(fpn_strides)} fpn_strides')
+        owner = type(self).__name__
+        check_int_list(owner, 'in_channels', in_channels)
+        check_int(owner, 'num_classes', num_classes, minimum=1)
+        check_int_list(owner, 'fpn_strides', fpn_strides, length=len(in_channels))
+        check_number(owner, 'grid_cell_scale', grid_cell_scale, low=0, low_open=True)
+        check_number(owner, 'grid_cell_offset', grid_cell_offset, low=0, high=1, high_open=True)
+        check_int(owner, 'reg_max', reg_max, minimum=1)
+        for name, value in (('trt', trt), ('exclude_nms', exclude_nms),
+                            ('exclude_post_process', exclude_post_process),
+                            ('use_shared_conv', use_shared_conv), ('for_distill', for_distill)):
+            check_bool(owner, name, value)
         if reg_range is not None:
             raise NotImplementedError('PPYOLOEHead: reg_range (PP-YOLOE-SOD) is not supported')
         if for_distill:
             raise NotImplementedError('PPYOLOEHead: for_distill is not supported')
+        _validate_eval_size(eval_size, fpn_strides)
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.fpn_strides = fpn_strides
@@ -164,6 +213,8 @@ class PPYOLOEHead(nn.Layer):
             self.nms.trt = True
         self.static_assigner = _by_name(static_assigner, num_classes)
         self.assigner = _by_name(assigner, num_classes)
+        for name in ('nms', 'static_assigner', 'assigner'):
+            _check_component(name, getattr(self, name), num_classes)
         self.loss = PPYOLOELoss(num_classes, reg_max, static_assigner_epoch, use_varifocal_loss,
                                 loss_weight)
 
@@ -206,12 +257,26 @@ class PPYOLOEHead(nn.Layer):
             distances in strides, anchor_points [L, 2] in strides, stride_tensor [L, 1] pixels)``,
             the input of ``post_process``.
         """
-        if len(feats) != len(self.fpn_strides):
-            raise ValueError(f'PPYOLOEHead: got {len(feats)} feature maps for '
-                             f'{len(self.fpn_strides)} fpn_strides')
+        self._check_feats(feats)
         if self.training:
+            if not isinstance(targets, dict):
+                raise TypeError('PPYOLOEHead: in train mode forward needs the targets dict '
+                                '(gt_class, gt_bbox, pad_gt_mask, epoch_id), got '
+                                f'{type(targets).__name__}; call .eval() for predictions')
             return self.forward_train(feats, targets)
         return self.forward_eval(feats)
+
+    def _check_feats(self, feats):
+        """Static checks: one [B, in_channels[i], H_i, W_i] float map per level."""
+        if not isinstance(feats, (list, tuple)) or len(feats) != len(self.fpn_strides):
+            got = f'{len(feats)} feature maps' if isinstance(feats, (list, tuple)) else \
+                type(feats).__name__
+            raise ValueError(f'PPYOLOEHead: expected a list of {len(self.fpn_strides)} feature '
+                             f'maps (one per fpn_strides {list(self.fpn_strides)}), got {got}')
+        sizes = {}
+        for i, (feat, channels) in enumerate(zip(feats, self.in_channels)):
+            check_tensor('PPYOLOEHead', f'feats[{i}]', feat, ['B', channels, None, None], sizes,
+                         dtypes=('float32', 'float16', 'bfloat16'))
 
     def _level_logits(self, i, feat):
         avg_feat = F.adaptive_avg_pool2d(feat, (1, 1))
@@ -310,6 +375,8 @@ class PPYOLOEHead(nn.Layer):
         pred_bboxes, pred_scores = self.decode(head_outs)
         if self.exclude_post_process:
             return paddle.concat([pred_bboxes, pred_scores.transpose([0, 2, 1])], axis=-1), None
+        check_tensor('PPYOLOEHead.post_process', 'scale_factor', scale_factor, ['B', 2],
+                     {'B': (pred_bboxes.shape[0], 'the predictions')}, dtypes=('float32',))
         scale_y, scale_x = paddle.split(scale_factor, 2, axis=-1)
         scale = paddle.concat([scale_x, scale_y, scale_x, scale_y], axis=-1).reshape([-1, 1, 4])
         pred_bboxes = pred_bboxes / scale

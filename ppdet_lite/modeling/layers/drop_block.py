@@ -5,6 +5,7 @@ import paddle.nn as nn
 import paddle.nn.functional as F
 
 from ppdet_lite.core.workspace import register, serializable
+from ..checks import check_choice, check_int, check_number
 
 __all__ = ['DropBlock']
 
@@ -23,10 +24,19 @@ class DropBlock(nn.Layer):
         block_size (int): side of a dropped square, in feature-map cells.
         keep_prob (float): probability that a cell is kept.
         data_format (str): 'NCHW' or 'NHWC'.
+    Raises:
+        TypeError, ValueError: an even or non-positive ``block_size`` (an even one would change
+            the map's size and fail in training only), ``keep_prob`` outside (0, 1].
     """
 
     def __init__(self, block_size, keep_prob, data_format='NCHW'):
         super().__init__()
+        check_int('DropBlock', 'block_size', block_size, minimum=1)
+        if block_size % 2 == 0:
+            raise ValueError(f'DropBlock: block_size must be odd (the mask keeps the map size '
+                             f'only then), got {block_size}')
+        check_number('DropBlock', 'keep_prob', keep_prob, low=0, high=1, low_open=True)
+        check_choice('DropBlock', 'data_format', data_format, ('NCHW', 'NHWC'))
         self.block_size = block_size
         self.keep_prob = keep_prob
         self.data_format = data_format

@@ -9,6 +9,7 @@ import paddle
 from paddle.base.layer_helper import LayerHelper
 
 from ppdet_lite.core.workspace import register, serializable
+from ..checks import check_bool, check_int, check_number, check_tensor
 
 __all__ = ['MultiClassNMS', 'multiclass_nms']
 
@@ -30,12 +31,30 @@ def multiclass_nms(bboxes, scores, score_threshold, nms_top_k, keep_top_k, nms_t
             kept box while it is above 0.5.
         background_label (int): class index skipped entirely (-1: none).
         rois_num (Tensor | None): [B] int32 boxes per image for the [M, C, 4] layout.
+    Raises:
+        TypeError, ValueError: arguments out of range (see ``MultiClassNMS``), or boxes and
+            scores whose shapes do not fit together (checked statically).
     Returns:
         out: [N, 6] float32 rows (class, score, x1, y1, x2, y2), images concatenated in order and
             each image's rows by descending score;
         index: [N, 1] int32 position of each row's box in the flattened ``[B * M]`` input;
         nms_rois_num: [B] int32 rows per image.
     """
+    _check_arguments('multiclass_nms', score_threshold, nms_top_k, keep_top_k, nms_threshold,
+                     normalized, nms_eta)
+    check_int('multiclass_nms', 'background_label', background_label, minimum=-1)
+    if rois_num is None:
+        sizes = {}
+        check_tensor('multiclass_nms', 'bboxes', bboxes, ['B', 'M', 4], sizes,
+                     dtypes=('float32', 'float64'))
+        check_tensor('multiclass_nms', 'scores', scores, ['B', None, 'M'], sizes,
+                     dtypes=('float32', 'float64'))
+    else:
+        sizes = {}
+        check_tensor('multiclass_nms', 'bboxes', bboxes, ['M', 'C', 4], sizes,
+                     dtypes=('float32', 'float64'))
+        check_tensor('multiclass_nms', 'scores', scores, ['M', 'C'], sizes,
+                     dtypes=('float32', 'float64'))
     if _in_eager_or_pir():
         out, index, nms_rois_num = paddle._C_ops.multiclass_nms3(
             bboxes, scores, rois_num, score_threshold, nms_top_k, keep_top_k, nms_threshold,
@@ -59,6 +78,17 @@ def multiclass_nms(bboxes, scores, score_threshold, nms_top_k, keep_top_k, nms_t
     return out, index, nms_rois_num
 
 
+def _check_arguments(owner, score_threshold, nms_top_k, keep_top_k, nms_threshold, normalized,
+                     nms_eta):
+    # A top-k of 0 keeps nothing, silently: -1 is the "no limit" value.
+    check_number(owner, 'score_threshold', score_threshold)
+    check_int(owner, 'nms_top_k', nms_top_k, minimum=1, also=(-1,))
+    check_int(owner, 'keep_top_k', keep_top_k, minimum=1, also=(-1,))
+    check_number(owner, 'nms_threshold', nms_threshold, low=0, high=1)
+    check_bool(owner, 'normalized', normalized)
+    check_number(owner, 'nms_eta', nms_eta, low=0, low_open=True)
+
+
 @register
 @serializable
 class MultiClassNMS(object):
@@ -71,11 +101,21 @@ class MultiClassNMS(object):
         return_rois_num (bool): kept for config compatibility; the per-image counts are always
             returned.
         trt (bool): build the graph for Paddle Inference's TensorRT engine (see ``__call__``).
+    Raises:
+        TypeError, ValueError: ``nms_top_k`` / ``keep_top_k`` neither -1 nor >= 1,
+            ``nms_threshold`` outside [0, 1], ``nms_eta <= 0``, a non-number threshold or a
+            non-bool flag.
     """
 
     def __init__(self, score_threshold=.05, nms_top_k=-1, keep_top_k=100, nms_threshold=.5,
                  normalized=True, nms_eta=1.0, return_index=False, return_rois_num=True,
                  trt=False):
+        owner = type(self).__name__
+        _check_arguments(owner, score_threshold, nms_top_k, keep_top_k, nms_threshold, normalized,
+                         nms_eta)
+        for name, value in (('return_index', return_index), ('return_rois_num', return_rois_num),
+                            ('trt', trt)):
+            check_bool(owner, name, value)
         self.score_threshold = score_threshold
         self.nms_top_k = nms_top_k
         self.keep_top_k = keep_top_k

@@ -11,6 +11,7 @@ import paddle
 import paddle.nn.functional as F
 
 from ppdet_lite.modeling.bbox_utils import bbox2distance
+from ppdet_lite.modeling.checks import check_int, check_tensor
 
 __all__ = ['dfl_targets', 'distribution_focal_loss']
 
@@ -24,12 +25,13 @@ def dfl_targets(points, bboxes, reg_max):
     Args:
         points (Tensor): [..., 2] anchor points x, y, in strides (grid units).
         bboxes (Tensor): [..., 4] boxes x1y1x2y2 in the same units.
-        reg_max (int): index of the last bin.
+        reg_max (int): index of the last bin, >= 1.
     Returns:
         Tensor: [..., 4] float32 ltrb distances clipped to [0, reg_max - 0.01]. The clip stays
         just below the last bin, as PaddleDetection does, so that floor(t) + 1 (the right
         neighbour bin) always exists; a side longer than reg_max strides is learnt as reg_max.
     """
+    check_int('dfl_targets', 'reg_max', reg_max, minimum=1)
     return bbox2distance(points, bboxes, max_dis=reg_max, eps=DFL_TARGET_MARGIN)
 
 
@@ -40,7 +42,12 @@ def distribution_focal_loss(pred_dist, target):
         target (Tensor): [N, 4] float32 targets in [0, reg_max) (see ``dfl_targets``).
     Returns:
         Tensor: [N, 1] float32 loss of each box, averaged over its four sides.
+    Raises:
+        ValueError: shapes other than the above (checked statically).
     """
+    sizes = {}
+    check_tensor('distribution_focal_loss', 'pred_dist', pred_dist, ['N', 4, None], sizes)
+    check_tensor('distribution_focal_loss', 'target', target, ['N', 4], sizes)
     target_left = paddle.cast(target.floor(), 'int64')
     target_right = target_left + 1
     # Each bin's weight is the distance from the target to the *other* bin.

@@ -4,6 +4,7 @@ import paddle
 
 from ppdet_lite.core.workspace import register, serializable
 from ppdet_lite.modeling.bbox_utils import bbox_giou
+from ppdet_lite.modeling.checks import check_number
 
 __all__ = ['GIoULoss']
 
@@ -27,6 +28,8 @@ class GIoULoss(object):
     def __init__(self, loss_weight=1., eps=1e-10, reduction='none'):
         if reduction not in ('none', 'mean', 'sum'):
             raise ValueError(f"GIoULoss: reduction must be 'none', 'mean' or 'sum', got {reduction!r}")
+        check_number('GIoULoss', 'loss_weight', loss_weight)
+        check_number('GIoULoss', 'eps', eps, low=0)
         self.loss_weight = loss_weight
         self.eps = eps
         self.reduction = reduction

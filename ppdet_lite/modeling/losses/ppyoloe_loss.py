@@ -9,19 +9,26 @@ scores in the batch (averaged over ranks when distributed, and at least 1), so t
 not depend on how many anchors were assigned or on the per-rank batch composition.
 """
 
+import numbers
+
 import paddle
 import paddle.nn.functional as F
 
+from ..checks import check_bool, check_int, check_number, check_tensor
 from .dfl import dfl_targets, distribution_focal_loss
 from .iou_loss import GIoULoss
 from .varifocal_loss import focal_loss, varifocal_loss
 
-__all__ = ['PPYOLOELoss']
+__all__ = ['PPYOLOELoss', 'check_targets']
 
 # Class-balance factor of the focal loss (when VFL is off): 0.25 with the static (ATSS) assigner's
 # IoU targets; none with the task-aligned assigner, whose targets are already normalised per GT.
 STATIC_FOCAL_ALPHA = 0.25
 DYNAMIC_FOCAL_ALPHA = -1
+# The terms of ``loss_weight``; PaddleDetection's head reads exactly these keys.
+LOSS_TERMS = ('class', 'iou', 'dfl')
+# The training inputs the loss reads (PaddleDetection's names).
+TARGET_KEYS = ('gt_class', 'gt_bbox', 'pad_gt_mask', 'epoch_id')
 
 
 class PPYOLOELoss(object):
@@ -35,10 +42,21 @@ class PPYOLOELoss(object):
             assigner.
         use_varifocal_loss (bool): VFL if True, else focal loss.
         loss_weight (dict): weights of 'class', 'iou' and 'dfl' in the total ``loss``.
+    Raises:
+        TypeError, ValueError: ``num_classes`` or ``reg_max`` below 1, a non-integer
+            ``static_assigner_epoch``, ``loss_weight`` without exactly the keys 'class', 'iou'
+            and 'dfl' mapped to numbers >= 0.
     """
 
     def __init__(self, num_classes=80, reg_max=16, static_assigner_epoch=4,
                  use_varifocal_loss=True, loss_weight=None):
+        owner = type(self).__name__
+        check_int(owner, 'num_classes', num_classes, minimum=1)
+        check_int(owner, 'reg_max', reg_max, minimum=1)
+        check_int(owner, 'static_assigner_epoch', static_assigner_epoch)
+        check_bool(owner, 'use_varifocal_loss', use_varifocal_loss)
+        if loss_weight is not None:
+            _check_loss_weight(loss_weight)
         self.num_classes = num_classes
         self.reg_max = reg_max
         self.static_assigner_epoch = static_assigner_epoch
@@ -69,9 +87,13 @@ class PPYOLOELoss(object):
         Returns:
             dict: 'loss' (weighted total), 'loss_cls', 'loss_iou', 'loss_dfl', 'loss_l1'
             (L1 of positive boxes in strides, a metric only: not in 'loss').
+        Raises:
+            KeyError, TypeError, ValueError: a missing target, or one of the wrong shape or
+                dtype (checked statically); the assigners check the class ids' range.
         """
         (pred_scores, pred_distri, pred_bboxes, anchors, anchor_points, num_anchors_list,
          stride_tensor) = head_outs
+        check_targets(targets, batch_size=pred_scores.shape[0])
         gt_labels = targets['gt_class']
         gt_bboxes = targets['gt_bbox']
         pad_gt_mask = targets['pad_gt_mask']
@@ -79,11 +101,15 @@ class PPYOLOELoss(object):
         # Assigners see pixels and must not back-propagate into the predictions they score.
         pred_bboxes_px = pred_bboxes.detach() * stride_tensor
         if targets['epoch_id'] < self.static_assigner_epoch:
+            _require_assigner(static_assigner, 'static_assigner', targets['epoch_id'], '<',
+                              self.static_assigner_epoch)
             assigned = static_assigner(
                 anchors, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
                 bg_index=self.num_classes, pred_bboxes=pred_bboxes_px)
             focal_alpha = STATIC_FOCAL_ALPHA
         else:
+            _require_assigner(assigner, 'assigner', targets['epoch_id'], '>=',
+                              self.static_assigner_epoch)
             assigned = assigner(
                 pred_scores.detach(), pred_bboxes_px, anchor_points, num_anchors_list,
                 gt_labels, gt_bboxes, pad_gt_mask, bg_index=self.num_classes)
@@ -150,3 +176,52 @@ class PPYOLOELoss(object):
         loss_dfl = distribution_focal_loss(pred_dist_pos, assigned_ltrb_pos) * bbox_weight
         loss_dfl = loss_dfl.sum() / assigned_scores_sum
         return loss_l1, loss_iou, loss_dfl
+
+
+def _require_assigner(assigner, name, epoch_id, relation, static_assigner_epoch):
+    if assigner is None:
+        raise ValueError(f'PPYOLOEHead: {name} is None but training epoch_id {epoch_id} '
+                         f'{relation} static_assigner_epoch {static_assigner_epoch} needs it; set '
+                         f'PPYOLOEHead.{name} in the config')
+
+
+def _check_loss_weight(loss_weight):
+    if not isinstance(loss_weight, dict) or set(loss_weight) != set(LOSS_TERMS):
+        raise ValueError(f'PPYOLOELoss: loss_weight must be a dict with exactly the keys '
+                         f'{", ".join(LOSS_TERMS)}, got {loss_weight!r}')
+    for key in LOSS_TERMS:
+        check_number('PPYOLOELoss', f'loss_weight[{key!r}]', loss_weight[key], low=0)
+
+
+def check_targets(targets, batch_size=None):
+    """Static checks of the training inputs (no device work).
+
+    Args:
+        targets (dict): ``gt_class [B, n, 1]`` int32/int64, ``gt_bbox [B, n, 4]`` float32,
+            ``pad_gt_mask [B, n, 1]`` (float32 as PadGT makes it; other numeric dtypes and bool
+            are read as ``> 0``), ``epoch_id`` a Python int.
+        batch_size (int | None): B of the predictions, which the targets must share.
+    Raises:
+        KeyError: a key is missing (the message lists them all).
+        TypeError, ValueError: a wrong type, rank, size or dtype, naming the key and its shape.
+    """
+    owner = 'PPYOLOELoss'
+    if not isinstance(targets, dict):
+        raise TypeError(f'{owner}: targets must be a dict with {", ".join(TARGET_KEYS)}, got '
+                        f'{type(targets).__name__}')
+    missing = [k for k in TARGET_KEYS if k not in targets]
+    if missing:
+        raise KeyError(f'{owner}: the training inputs lack {", ".join(missing)} (a training batch '
+                       f'needs {", ".join(TARGET_KEYS)}; PadGT adds pad_gt_mask and the trainer '
+                       f'epoch_id)')
+    sizes = {} if batch_size is None else {'B': (batch_size, 'the image batch')}
+    check_tensor(owner, 'gt_bbox', targets['gt_bbox'], ['B', 'n', 4], sizes, dtypes=('float32',))
+    check_tensor(owner, 'gt_class', targets['gt_class'], ['B', 'n', 1], sizes,
+                 dtypes=('int32', 'int64'))
+    check_tensor(owner, 'pad_gt_mask', targets['pad_gt_mask'], ['B', 'n', 1], sizes,
+                 dtypes=('float32', 'float64', 'int32', 'int64', 'bool'))
+    epoch_id = targets['epoch_id']
+    if not isinstance(epoch_id, numbers.Integral) or isinstance(epoch_id, bool):
+        raise TypeError(f'{owner}: epoch_id must be a Python int (the 0-based epoch, compared '
+                        f'with static_assigner_epoch), got {type(epoch_id).__name__} '
+                        f'{epoch_id!r}')

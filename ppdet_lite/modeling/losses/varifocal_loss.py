@@ -6,6 +6,8 @@ assigned scores, so that an image with many positives does not outweigh one with
 
 import paddle.nn.functional as F
 
+from ppdet_lite.modeling.checks import check_tensor
+
 __all__ = ['varifocal_loss', 'focal_loss']
 
 
@@ -25,7 +27,12 @@ def varifocal_loss(pred_score, gt_score, label, alpha=0.75, gamma=2.0):
         label (Tensor): [B, L, C] float32 one-hot of the assigned class (all zero for background).
     Returns:
         Tensor: 0-D float32 sum.
+    Raises:
+        ValueError: the three shapes differ (checked statically).
     """
+    sizes = {}
+    for name, t in (('pred_score', pred_score), ('gt_score', gt_score), ('label', label)):
+        check_tensor('varifocal_loss', name, t, ['B', 'L', 'C'], sizes)
     weight = alpha * pred_score.pow(gamma) * (1 - label) + gt_score * label
     return F.binary_cross_entropy(pred_score, gt_score, weight=weight, reduction='sum')
 
@@ -42,7 +49,12 @@ def focal_loss(score, label, alpha=0.25, gamma=2.0):
         label (Tensor): [B, L, C] float32 targets q in [0, 1] (soft or one-hot).
     Returns:
         Tensor: 0-D float32 sum.
+    Raises:
+        ValueError: the two shapes differ (checked statically).
     """
+    sizes = {}
+    for name, t in (('score', score), ('label', label)):
+        check_tensor('focal_loss', name, t, ['B', 'L', 'C'], sizes)
     weight = (score - label).pow(gamma)
     if alpha > 0:
         weight = weight * (alpha * label + (1 - alpha) * (1 - label))

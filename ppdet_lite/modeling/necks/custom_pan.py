@@ -12,6 +12,7 @@ import paddle.nn.functional as F
 from ppdet_lite.core.workspace import register, serializable
 
 from ..backbones.cspresnet import BasicBlock
+from ..checks import check_bool, check_int, check_int_list, check_number, check_tensor
 from ..layers import ConvBNLayer, DropBlock
 from ..ops import get_act_fn
 from ..shape_spec import ShapeSpec
@@ -115,6 +116,12 @@ class CustomCSPPAN(nn.Layer):
         data_format: only 'NCHW' (ConvBNLayer has no other layout).
         use_alpha: learnable branch weight in every RepVggBlock (PP-YOLOE+).
         trt: TensorRT-friendly activation formulas (see ``get_act_fn``).
+
+    Raises:
+        TypeError, ValueError: at construction, channel lists that are not positive integers of
+            equal length, ``stage_num`` or ``block_num`` below 1, non-positive multipliers,
+            non-bool flags; in ``forward``, input maps that do not halve exactly from level to
+            level (an input whose height or width is not a multiple of the coarsest stride).
     """
 
     __shared__ = ['norm_type', 'data_format', 'width_mult', 'depth_mult', 'trt']
@@ -140,14 +147,25 @@ class CustomCSPPAN(nn.Layer):
         super().__init__()
         if data_format != 'NCHW':
             raise ValueError(f"CustomCSPPAN supports data_format 'NCHW' only, got {data_format!r}")
+        owner = 'CustomCSPPAN'
+        check_int_list(owner, 'in_channels', in_channels)
+        check_int_list(owner, 'out_channels', out_channels)
         if len(in_channels) != len(out_channels):
             raise ValueError(f'CustomCSPPAN needs as many out_channels as in_channels, got '
                              f'{out_channels} for {in_channels}')
+        check_int(owner, 'stage_num', stage_num, minimum=1)
+        check_int(owner, 'block_num', block_num, minimum=1)
+        check_number(owner, 'width_mult', width_mult, low=0, low_open=True)
+        check_number(owner, 'depth_mult', depth_mult, low=0, low_open=True)
+        for name, value in (('drop_block', drop_block), ('spp', spp), ('use_alpha', use_alpha),
+                            ('trt', trt)):
+            check_bool(owner, name, value)
         out_channels = [max(round(c * width_mult), 1) for c in out_channels]
         block_num = max(round(block_num * depth_mult), 1)
         act = get_act_fn(act, trt=trt)
         stage_fn = _resolve('stage_fn', _STAGES, stage_fn)
         self.num_blocks = len(in_channels)
+        self._in_channels = list(in_channels)
         self.data_format = data_format
         self._out_channels = out_channels
 
@@ -187,6 +205,7 @@ class CustomCSPPAN(nn.Layer):
 
         ``for_mot`` is accepted for PaddleDetection call compatibility and ignored, as there.
         """
+        self._check_inputs(blocks)
         fpn_feats = []
         for i, block in enumerate(blocks[::-1]):
             if i > 0:
@@ -204,6 +223,27 @@ class CustomCSPPAN(nn.Layer):
             route = self.pan_stages[i](paddle.concat([route, fpn_feats[i]], axis=1))
             pan_feats.append(route)
         return pan_feats[::-1]
+
+    def _check_inputs(self, blocks):
+        """Static checks: the channels, and sizes that halve exactly, so the top-down concat fits."""
+        owner = 'CustomCSPPAN'
+        if not isinstance(blocks, (list, tuple)) or len(blocks) != self.num_blocks:
+            got = f'{len(blocks)} maps' if isinstance(blocks, (list, tuple)) else \
+                type(blocks).__name__
+            raise ValueError(f'{owner}: expected a list of {self.num_blocks} feature maps, fine '
+                             f'to coarse, got {got}')
+        sizes = {}
+        for k, (block, channels) in enumerate(zip(blocks, self._in_channels)):
+            check_tensor(owner, f'blocks[{k}]', block, ['B', channels, None, None], sizes)
+        shapes = [list(b.shape[2:]) for b in blocks]
+        for finer, coarser in zip(shapes, shapes[1:]):
+            known = all(s >= 0 for s in finer + coarser)
+            if known and [2 * s for s in coarser] != finer:
+                raise ValueError(
+                    f'{owner}: input maps of sizes {shapes} (fine to coarse) do not halve exactly '
+                    f'from level to level, so the upsampled coarse map cannot be concatenated '
+                    f'with the finer one; the network input height and width must be multiples '
+                    f'of the coarsest stride (32 for PP-YOLOE)')
 
     @classmethod
     def from_config(cls, cfg, input_shape):
