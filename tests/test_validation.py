@@ -294,3 +294,22 @@ def test_is_close_gt_takes_anchors_near_the_gt_centre():
     expected = np.zeros(16, 'float32')
     expected[[10, 11, 13, 14]] = np.array([11, 12, 14, 15]) / 20 / 0.75
     np.testing.assert_allclose(assigned.numpy()[0, :, 0], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize('epoch_id, copies', [(0, 3), (200, 2)])
+def test_the_checks_add_no_host_copy_to_a_training_step(monkeypatch, epoch_id, copies):
+    # Before the checks a step made 4 (ATSS epoch) and 2 (TAL epoch) Tensor.numpy() calls: the
+    # class-id check rides on the assigner's anchor copy, which ATSS now makes once, not twice.
+    model = tiny_model()
+    model.train()
+    inputs = train_inputs([[0], [2]], epoch_id=epoch_id)
+    calls = []
+    original = paddle.Tensor.numpy
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(paddle.Tensor, 'numpy', counting)
+    model(inputs)
+    assert len(calls) == copies
