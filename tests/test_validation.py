@@ -313,3 +313,31 @@ def test_the_checks_add_no_host_copy_to_a_training_step(monkeypatch, epoch_id, c
     monkeypatch.setattr(paddle.Tensor, 'numpy', counting)
     model(inputs)
     assert len(calls) == copies
+
+
+GOLDEN = os.path.join(os.path.dirname(__file__), 'data', 'ppdet26_assigner_options_golden.npz')
+
+
+def _golden_cases():
+    data = np.load(GOLDEN)
+    cases = sorted({key.split('/')[0] for key in data.files}, key=int)
+    return [{key.split('/')[1]: data[key] for key in data.files if key.startswith(f'{k}/')}
+            for k in cases]
+
+
+@pytest.mark.parametrize('case', range(6))
+def test_assigner_options_equal_paddledetection(case):
+    # PaddleDetection 2.6's own assigners produced the expected outputs (see the generator,
+    # tests/data/gen_assigner_options_golden.py); cases 0-3 are ones where sm_use changes ATSS.
+    c = _golden_cases()[case]
+    feats = [paddle.zeros([1, 1, 96 // s, 128 // s]) for s in (32, 16, 8)]
+    anchors, points, nums, _ = generate_anchors_for_grid_cell(feats, [32, 16, 8])
+    gts = (T(c['gt_class']), T(c['gt_bbox']), T(c['pad_gt_mask']))
+    atss = ATSSAssigner(topk=9, num_classes=3, sm_use=True)(
+        anchors, nums, *gts, bg_index=3, pred_bboxes=T(c['pred_bboxes']))
+    tal = TaskAlignedAssigner(topk=13, is_close_gt=True)(
+        T(c['pred_scores']), T(c['pred_bboxes']), points, nums, *gts, bg_index=3)
+    for name, result in (('atss', atss), ('tal', tal)):
+        for field, value in zip(('labels', 'bboxes', 'scores'), result):
+            np.testing.assert_array_equal(value.numpy(), c[f'{name}_{field}'],
+                                          err_msg=f'{name} {field}')
