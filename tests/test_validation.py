@@ -341,3 +341,14 @@ def test_assigner_options_equal_paddledetection(case):
         for field, value in zip(('labels', 'bboxes', 'scores'), result):
             np.testing.assert_array_equal(value.numpy(), c[f'{name}_{field}'],
                                           err_msg=f'{name} {field}')
+
+
+def test_atss_says_when_the_input_is_too_small_for_topk():
+    # a 64 x 64 input: the stride-32 level has 2 x 2 = 4 anchors, fewer than topk 9
+    model = tiny_model()
+    model.train()
+    inputs = train_inputs([[0]])
+    inputs['image'] = paddle.zeros([1, 3, 64, 64])
+    with pytest.raises(ValueError, match=r'FPN level 0 has 4 anchors \(2 x 2 cells\), fewer than '
+                                         r'topk=9; the input is too small'):
+        model(inputs)

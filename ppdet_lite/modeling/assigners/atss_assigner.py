@@ -177,10 +177,15 @@ class ATSSAssigner(nn.Layer):
         gt_centres = bbox_center(gt_boxes)
         num_rows = gt_boxes.shape[0]
         per_level = []
-        for level in levels:
+        for index, level in enumerate(levels):
             if level.size < self.topk:
-                raise ValueError('ATSSAssigner: an FPN level has {} anchors, fewer than topk={}'
-                                 .format(level.size, self.topk))
+                grid = '' if level.grid is None else \
+                    f' ({level.grid.height} x {level.grid.width} cells)'
+                raise ValueError(f'ATSSAssigner: FPN level {index} has {level.size} anchors'
+                                 f'{grid}, fewer than topk={self.topk}; the input is too small '
+                                 f'for this topk (each level needs at least topk cells: e.g. '
+                                 f'96 x 96 or larger for strides up to 32 and topk 9), or lower '
+                                 f'ATSSAssigner.topk')
             if self._window_fits(level.grid):
                 found, undecided = self._nearest_in_window(level, anchor_bboxes, anchor_centres,
                                                            gt_boxes, gt_centres)
