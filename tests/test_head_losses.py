@@ -7,6 +7,7 @@ identical to the last bit) is verified outside the test suite, which never impor
 import math
 
 import numpy as np
+import pytest
 import paddle
 
 from ppdet_lite.core.workspace import create
@@ -364,3 +365,29 @@ def test_training_with_assigners_atss_then_tal():
                                   'epoch_id': epoch})
             assert float(losses['loss_iou']) == 0 and float(losses['loss_dfl']) == 0
             assert np.isfinite(float(losses['loss_cls'])) and float(losses['loss_cls']) > 0
+
+
+def test_static_target_hard_gives_every_static_positive_target_one():
+    # PaddleDetection's static phase ('pred_iou') scores an ATSS positive by IoU(predicted box,
+    # GT); 'hard' withholds the predictions, so the assigner's one-hot score (1.0) is the target.
+    C = 3
+    feats = make_feats(batch=1)
+    targets = {'gt_class': t([[[1]]], 'int32'), 'gt_bbox': t([[[10, 12, 60, 70]]]),
+               'pad_gt_mask': t([[[1.]]]), 'epoch_id': 0}
+    scores = {}
+    for mode in ('pred_iou', 'hard'):
+        atss = ATSSAssigner(num_classes=C)
+        calls = []
+        atss.register_forward_post_hook(lambda layer, inputs, outputs: calls.append(outputs))
+        head = make_head(num_classes=C, static_assigner=atss, static_target=mode)
+        randomise(head)
+        head.train()
+        head(feats, dict(targets))
+        labels, _, assigned_scores = calls[0][:3]
+        positive = labels.numpy()[0] == 1
+        assert positive.sum() > 0
+        scores[mode] = assigned_scores.numpy()[0][positive, 1]
+    np.testing.assert_array_equal(scores['hard'], np.ones_like(scores['hard']))
+    assert (scores['pred_iou'] < 1).all()  # IoUs of random boxes
+    with pytest.raises(ValueError, match="static_target must be one of 'pred_iou', 'hard'"):
+        make_head(num_classes=C, static_target='soft')

@@ -142,6 +142,9 @@ class PPYOLOEHead(nn.Layer):
         use_shared_conv (bool): apply ``proj_conv`` per level (True) or once on all levels; the
             same numbers either way.
         for_distill (bool): PaddleDetection's distillation hooks; not supported (must be False).
+        static_target (str): ``'pred_iou'`` (PaddleDetection) or ``'hard'``: the target scores of
+            the static phase's positives (see ``PPYOLOELoss``; ``'hard'`` for training from
+            scratch).
 
     Raises:
         TypeError, ValueError: at construction, an argument of the wrong type or out of range:
@@ -180,7 +183,8 @@ class PPYOLOEHead(nn.Layer):
                  exclude_nms=False,
                  exclude_post_process=False,
                  use_shared_conv=True,
-                 for_distill=False):
+                 for_distill=False,
+                 static_target='pred_iou'):
         super().__init__()
         owner = type(self).__name__
         check_int_list(owner, 'in_channels', in_channels)
@@ -216,7 +220,7 @@ class PPYOLOEHead(nn.Layer):
         for name in ('nms', 'static_assigner', 'assigner'):
             _check_component(name, getattr(self, name), num_classes)
         self.loss = PPYOLOELoss(num_classes, reg_max, static_assigner_epoch, use_varifocal_loss,
-                                loss_weight)
+                                loss_weight, static_target)
 
         act = get_act_fn(act, trt=trt)
         num_bins = reg_max + 1

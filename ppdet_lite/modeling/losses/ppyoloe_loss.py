@@ -14,7 +14,7 @@ import numbers
 import paddle
 import paddle.nn.functional as F
 
-from ..checks import check_bool, check_int, check_number, check_tensor
+from ..checks import check_bool, check_choice, check_int, check_number, check_tensor
 from .dfl import dfl_targets, distribution_focal_loss
 from .iou_loss import GIoULoss
 from .varifocal_loss import focal_loss, varifocal_loss
@@ -27,6 +27,9 @@ STATIC_FOCAL_ALPHA = 0.25
 DYNAMIC_FOCAL_ALPHA = -1
 # The terms of ``loss_weight``; PaddleDetection's head reads exactly these keys.
 LOSS_TERMS = ('class', 'iou', 'dfl')
+# Target scores of the static phase's positives (see PPYOLOELoss).
+STATIC_TARGETS = ('pred_iou', 'hard')
+
 # The training inputs the loss reads (PaddleDetection's names).
 TARGET_KEYS = ('gt_class', 'gt_bbox', 'pad_gt_mask', 'epoch_id')
 
@@ -42,6 +45,13 @@ class PPYOLOELoss(object):
             assigner.
         use_varifocal_loss (bool): VFL if True, else focal loss.
         loss_weight (dict): weights of 'class', 'iou' and 'dfl' in the total ``loss``.
+        static_target (str): the positives' target scores in the static phase.
+            ``'pred_iou'`` (PaddleDetection): the static assigner scores each positive by the IoU
+            of its predicted box with its GT; those scores are the VFL targets and weight the
+            GIoU and DFL terms. ``'hard'``: the assigner gets no predicted boxes, so every
+            positive's target is 1. From scratch the predicted boxes are random and their IoUs
+            near 0, which starves the box losses and teaches the classifier to predict ~0:
+            ``'hard'`` is what trains small datasets without pretrained weights.
     Raises:
         TypeError, ValueError: ``num_classes`` or ``reg_max`` below 1, a non-integer
             ``static_assigner_epoch``, ``loss_weight`` without exactly the keys 'class', 'iou'
@@ -49,8 +59,9 @@ class PPYOLOELoss(object):
     """
 
     def __init__(self, num_classes=80, reg_max=16, static_assigner_epoch=4,
-                 use_varifocal_loss=True, loss_weight=None):
+                 use_varifocal_loss=True, loss_weight=None, static_target='pred_iou'):
         owner = type(self).__name__
+        check_choice(owner, 'static_target', static_target, STATIC_TARGETS)
         check_int(owner, 'num_classes', num_classes, minimum=1)
         check_int(owner, 'reg_max', reg_max, minimum=1)
         check_int(owner, 'static_assigner_epoch', static_assigner_epoch)
@@ -62,6 +73,7 @@ class PPYOLOELoss(object):
         self.static_assigner_epoch = static_assigner_epoch
         self.use_varifocal_loss = use_varifocal_loss
         self.loss_weight = loss_weight or {'class': 1.0, 'iou': 2.5, 'dfl': 0.5}
+        self.static_target = static_target
         self.iou_loss = GIoULoss()
 
     def __call__(self, head_outs, targets, static_assigner, assigner):
@@ -105,7 +117,8 @@ class PPYOLOELoss(object):
                               self.static_assigner_epoch)
             assigned = static_assigner(
                 anchors, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
-                bg_index=self.num_classes, pred_bboxes=pred_bboxes_px)
+                bg_index=self.num_classes,
+                pred_bboxes=pred_bboxes_px if self.static_target == 'pred_iou' else None)
             focal_alpha = STATIC_FOCAL_ALPHA
         else:
             _require_assigner(assigner, 'assigner', targets['epoch_id'], '>=',
