@@ -1,0 +1,94 @@
+"""Stops training that has gone wrong instead of training through it.
+
+Three failure modes are checked at each window the trainer reads (no extra synchronisation):
+
+* a non-finite total loss (NaN/Inf) at any step: the weights are already poisoned, so training
+  stops before any checkpoint of them is written; the last good checkpoint stays on disk;
+* a silent collapse: every loss term exactly 0 over a whole window although the batches held GT
+  boxes (seen with PaddleDetection's recipe on small datasets at a high learning rate: the scores
+  collapse to 0, the soft targets follow, and all terms read 0.0 without any NaN);
+* a runaway classification loss: the window mean of ``loss_cls`` stays above
+  ``cls_runaway_factor`` times its lowest window mean for ``patience`` windows in a row (the
+  early sign of the same collapse).
+"""
+
+from ppdet_lite.utils.logger import get_logger
+from .callbacks import Callback, StopTraining
+
+__all__ = ['LossGuard']
+
+logger = get_logger(__name__)
+
+_TERMS = ('loss_cls', 'loss_iou', 'loss_dfl')
+
+
+class LossGuard(Callback):
+    """Args:
+        trainer: the trainer (for its checkpoint directory).
+        cls_runaway_factor (float): ratio to the best window mean of ``loss_cls`` that counts as
+            running away; 0 disables the check.
+        patience (int): consecutive runaway windows before stopping.
+    Raises StopTraining with the step, the values and advice.
+    """
+
+    def __init__(self, trainer, cls_runaway_factor=10.0, patience=3):
+        super().__init__(trainer)
+        if cls_runaway_factor and cls_runaway_factor <= 1:
+            raise ValueError(f'LossGuard.cls_runaway_factor must be > 1 (or 0 to disable), '
+                             f'got {cls_runaway_factor}')
+        if patience < 1:
+            raise ValueError(f'LossGuard.patience must be >= 1, got {patience}')
+        self.cls_runaway_factor = cls_runaway_factor
+        self.patience = patience
+        self.best_cls = None
+        self.runaway_windows = 0
+
+    def _where(self, status):
+        return f"epoch {status['epoch_id']}, step {status['step_id'] + 1}/{status['steps_per_epoch']}"
+
+    def _kept(self):
+        last = self.trainer.last_checkpoint
+        return (f'the last good checkpoint is {last}' if last else
+                'no checkpoint had been written yet')
+
+    def on_step_end(self, status):
+        window = status.get('window')
+        if status['mode'] != 'train' or window is None:
+            return
+        means = window['means']
+        bad_step = window['first_nonfinite_step']
+        if bad_step is not None:
+            raise StopTraining(
+                f'loss is not finite at iteration {bad_step} (window ending at '
+                f'{self._where(status)}; window means {_fmt(means)}); training stopped and '
+                f'{self._kept()}. Lower LearningRate.base_lr, lengthen the warm-up or set '
+                f'OptimizerBuilder.clip_grad_by_norm.')
+        terms = [means[k] for k in _TERMS if k in means]
+        if terms and window['num_gt'] > 0 and all(v == 0.0 for v in terms):
+            raise StopTraining(
+                f'training collapsed: every loss term is exactly 0 over the window ending at '
+                f'{self._where(status)} although the batches held {int(window["num_gt"])} GT '
+                f'boxes; training stopped and {self._kept()}. The predicted scores have '
+                f'collapsed: lower LearningRate.base_lr, use hard targets in the static '
+                f'assigner phase, or check the labels.')
+        cls = means.get('loss_cls')
+        if not self.cls_runaway_factor or cls is None:
+            return
+        if self.best_cls is None or cls < self.best_cls:
+            self.best_cls = cls
+        if cls > self.cls_runaway_factor * self.best_cls:
+            self.runaway_windows += 1
+            logger.warning(f'loss_cls {cls:.4f} is {cls / self.best_cls:.1f}x its best window '
+                           f'mean {self.best_cls:.4f} ({self._where(status)})')
+            if self.runaway_windows >= self.patience:
+                raise StopTraining(
+                    f'classification loss is running away: above {self.cls_runaway_factor}x its '
+                    f'best window mean {self.best_cls:.4f} for {self.runaway_windows} windows '
+                    f'(now {cls:.4f}, {self._where(status)}); training stopped and '
+                    f'{self._kept()}. Lower LearningRate.base_lr or lengthen the warm-up.')
+        else:
+            self.runaway_windows = 0
+
+
+def _fmt(means):
+    return ', '.join(f'{k} {v:.4g}' for k, v in means.items())

@@ -1,0 +1,211 @@
+"""The training engine end to end on a tiny generated COCO set: checkpoints, exact resume,
+evaluation, LR scaling, loss-health stops, bad images; and its window statistics by hand."""
+
+import logging
+import math
+import os
+
+import numpy as np
+import paddle
+import pytest
+
+from ppdet_lite.core.workspace import load_config
+from ppdet_lite.data.synthetic import generate
+from ppdet_lite.engine import Callback, LossGuard, StopTraining, Trainer, TrainingStats
+
+ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
+DEMO = os.path.join(ROOT, 'configs', 'ppyoloe', 'ppyoloe_crn_s_shapes.yml')
+
+
+@pytest.fixture(scope='module')
+def tiny_set(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp('shapes'))
+    generate(out, num_train=8, num_val=4, image_size=(96, 96))
+    return out
+
+
+@pytest.fixture
+def log_lines():
+    """Messages of the ppdet_lite loggers during the test (they do not propagate to pytest)."""
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logger = logging.getLogger('ppdet_lite')
+    logger.addHandler(handler)
+    yield lines
+    logger.removeHandler(handler)
+
+
+def tiny_config(data_dir, save_dir, **overrides):
+    """The demo config shrunk to 96 px images, width 1/8, batch 2, no augmentation."""
+    opts = {
+        'width_mult': 0.125, 'epoch': 2, 'snapshot_epoch': 1, 'log_iter': 2, 'worker_num': 0,
+        'save_dir': save_dir, 'eval_size': [96, 96],
+        'TrainDataset.dataset_dir': data_dir, 'EvalDataset.dataset_dir': data_dir,
+        'TrainReader.batch_size': 2, 'TrainReader.shuffle': True,
+        'TrainReader.sample_transforms': [{'Decode': {}}, {'RandomFlip': {}}],
+        'TrainReader.batch_transforms': [
+            {'BatchRandomResize': {'target_size': [96], 'random_size': True,
+                                   'random_interp': False, 'keep_ratio': False}},
+            {'NormalizeImage': {'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225],
+                                'is_scale': True}},
+            {'Permute': {}}, {'PadGT': {}}],
+        'EvalReader.sample_transforms': [
+            {'Decode': {}}, {'Resize': {'target_size': [96, 96], 'keep_ratio': False}},
+            {'NormalizeImage': {'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225],
+                                'is_scale': True}},
+            {'Permute': {}}],
+        'EvalReader.batch_size': 2,
+        'PPYOLOEHead.static_assigner_epoch': 1,
+        'LearningRate.schedulers': [{'name': 'CosineDecay', 'max_epochs': 4},
+                                    {'name': 'LinearWarmup', 'start_factor': 0.1, 'steps': 3}],
+    }
+    opts.update(overrides)
+    return load_config(DEMO, overrides=opts)
+
+
+def saved(save_dir, name):
+    return paddle.load(os.path.join(save_dir, 'ppyoloe_crn_s_shapes', name))
+
+
+class StopAt(Callback):
+    """Simulates an interruption (Ctrl-C) when an epoch begins."""
+
+    def __init__(self, trainer, epoch_id):
+        super().__init__(trainer)
+        self.epoch_id = epoch_id
+
+    def on_epoch_begin(self, status):
+        if status['epoch_id'] == self.epoch_id:
+            raise KeyboardInterrupt
+
+
+def test_train_with_eval_writes_checkpoints_and_the_coco_table(tiny_set, tmp_path, log_lines):
+    cfg = tiny_config(tiny_set, str(tmp_path))
+    trainer = Trainer(cfg, mode='train')
+    trainer.train(validate=True)
+    out = '\n'.join(log_lines)
+    files = sorted(os.listdir(tmp_path / 'ppyoloe_crn_s_shapes'))
+    # epoch 0 snapshot, the final one, and the best evaluation; EMA on: raw weights in .pdema
+    for stem in ('0', 'model_final', 'best_model'):
+        assert {f'{stem}.pdparams', f'{stem}.pdopt', f'{stem}.pdema'} <= set(files), files
+    assert not [f for f in files if f.startswith('.tmp')]
+    # linear scaling: 0.002 stated for batch 8, trained at batch 2 -> 0.002 * 2 / 8 = 0.0005
+    assert 'base_lr 0.002 for batch 8 -> 0.0005 for batch 2 (linear scaling rule)' in out
+    assert 'Average Precision  (AP) @[ IoU=0.50      | area=   all | maxDets=100 ]' in out
+    # 8 images / batch 2 = 4 steps per epoch, log_iter 2: lines at steps 2 and 4
+    assert 'Epoch: [1] [4/4] learning_rate: ' in out and 'images/s' in out and 'eta: ' in out
+    lr_text = out.split('Epoch: [0] [2/4] learning_rate: ')[1].split()[0]
+    assert 'e-' in lr_text  # scientific notation
+    assert paddle.load(str(tmp_path / 'ppyoloe_crn_s_shapes' / 'model_final.pdopt'))[
+        'last_epoch'] == 2
+
+
+def test_resumed_training_ends_with_the_same_weights(tiny_set, tmp_path):
+    cfg = tiny_config(tiny_set, str(tmp_path / 'a'), epoch=3)
+    Trainer(cfg, mode='train').train()
+
+    cfg = tiny_config(tiny_set, str(tmp_path / 'b'), epoch=3)
+    interrupted = Trainer(cfg, mode='train')
+    interrupted.register_callbacks([StopAt(interrupted, 2)])
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train()
+    cfg = tiny_config(tiny_set, str(tmp_path / 'b'), epoch=3)
+    resumed = Trainer(cfg, mode='train')
+    resumed.resume_weights(str(tmp_path / 'b' / 'ppyoloe_crn_s_shapes' / '1'))
+    assert resumed.start_epoch == 2
+    resumed.train()
+
+    for name in ('model_final.pdparams', 'model_final.pdema'):
+        a, b = saved(str(tmp_path / 'a'), name), saved(str(tmp_path / 'b'), name)
+        assert a.keys() == b.keys()
+        for key in a:
+            np.testing.assert_array_equal(np.asarray(a[key]), np.asarray(b[key]), err_msg=key)
+
+
+class PoisonAt(Callback):
+    """Makes the next steps' loss NaN from ``epoch_id`` on (a NaN weight in the stem)."""
+
+    def __init__(self, trainer, epoch_id):
+        super().__init__(trainer)
+        self.epoch_id = epoch_id
+
+    def on_step_begin(self, status):
+        if status['epoch_id'] == self.epoch_id and status['step_id'] == 1:
+            weight = self.trainer.model.backbone.stem[0].conv.weight
+            weight.set_value(paddle.full_like(weight, float('nan')))
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tiny_set, tmp_path,
+                                                                           log_lines):
+    cfg = tiny_config(tiny_set, str(tmp_path), epoch=3)
+    trainer = Trainer(cfg, mode='train')
+    trainer.register_callbacks([PoisonAt(trainer, 1)])
+    # 4 steps per epoch: epoch 1, step 1 (0-based) is iteration 4 + 1 = 5. On the CPU, Paddle's BCE
+    # kernel rejects the NaN scores before a NaN loss exists; on a GPU the LossGuard reports the
+    # NaN loss of that iteration. Both name it.
+    with pytest.raises(StopTraining, match=r'(not finite at iteration|stopped at iteration) 5 '):
+        trainer.train()
+    files = os.listdir(tmp_path / 'ppyoloe_crn_s_shapes')
+    assert '0.pdparams' in files and '1.pdparams' not in files and \
+        'model_final.pdparams' not in files
+    good = saved(str(tmp_path), '0.pdparams')
+    assert all(np.isfinite(np.asarray(v)).all() for v in good.values())
+    assert any('the last good checkpoint is ' in line for line in log_lines)
+
+
+def test_training_stats_window_means_by_hand():
+    stats = TrainingStats()
+    batch = {'pad_gt_mask': paddle.to_tensor([[[1.], [1.], [0.]]])}  # 2 real GT
+    for step, (loss, cls) in enumerate([(3., 1.), (5., 2.), (float('inf'), 3.)]):
+        stats.update({'loss': paddle.to_tensor(loss), 'loss_cls': paddle.to_tensor(cls)},
+                     batch, global_step=10 + step)
+    window = stats.fetch()
+    assert window['steps'] == 3 and window['num_gt'] == 6.0
+    assert window['means']['loss_cls'] == pytest.approx((1 + 2 + 3) / 3)
+    assert math.isinf(window['means']['loss'])
+    assert window['first_nonfinite_step'] == 12
+    assert stats.fetch() is None  # the window was reset
+    stats.update({'loss': paddle.to_tensor(1.), 'loss_cls': paddle.to_tensor(1.)}, batch, 13)
+    assert stats.fetch()['first_nonfinite_step'] is None
+
+
+class _Stub:
+    last_checkpoint = 'output/x/3'
+
+
+def _status(means, num_gt=4.0, bad=None):
+    return {'mode': 'train', 'epoch_id': 2, 'step_id': 9, 'steps_per_epoch': 10,
+            'window': {'steps': 10, 'means': means, 'num_gt': num_gt,
+                       'first_nonfinite_step': bad}}
+
+
+def test_loss_guard_stops_a_nonfinite_window_naming_its_first_bad_iteration():
+    with pytest.raises(StopTraining, match='not finite at iteration 57 .*output/x/3'):
+        LossGuard(_Stub()).on_step_end(_status({'loss': float('nan'), 'loss_cls': 1.0}, bad=57))
+
+
+def test_loss_guard_stops_a_silent_collapse_only_when_gt_exist():
+    guard = LossGuard(_Stub())
+    zeros = {'loss': 0.0, 'loss_cls': 0.0, 'loss_iou': 0.0, 'loss_dfl': 0.0}
+    guard.on_step_end(_status(dict(zeros), num_gt=0.0))  # nothing to learn: not a collapse
+    with pytest.raises(StopTraining, match='every loss term is exactly 0.*output/x/3'):
+        guard.on_step_end(_status(dict(zeros), num_gt=4.0))
+
+
+def test_loss_guard_stops_a_runaway_classification_loss_after_patience():
+    guard = LossGuard(_Stub(), cls_runaway_factor=10.0, patience=2)
+    terms = {'loss_iou': 0.5, 'loss_dfl': 0.5}
+    guard.on_step_end(_status({'loss_cls': 0.3, **terms}))        # best 0.3
+    guard.on_step_end(_status({'loss_cls': 3.5, **terms}))        # 11.7x: first runaway window
+    guard.on_step_end(_status({'loss_cls': 2.0, **terms}))        # 6.7x: the streak resets
+    guard.on_step_end(_status({'loss_cls': 3.1, **terms}))        # 10.3x: first again
+    with pytest.raises(StopTraining, match='running away'):
+        guard.on_step_end(_status({'loss_cls': 4.0, **terms}))    # second in a row
+
+
+def test_loss_guard_rejects_meaningless_settings():
+    with pytest.raises(ValueError, match='cls_runaway_factor must be > 1'):
+        LossGuard(_Stub(), cls_runaway_factor=0.5)
+    with pytest.raises(ValueError, match='patience must be >= 1'):
+        LossGuard(_Stub(), patience=0)

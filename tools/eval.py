@@ -1,0 +1,48 @@
+"""Evaluate weights: ``python tools/eval.py -c CONFIG -o weights=W [--classwise]``.
+
+COCO (pycocotools' summary) or VOC mAP, following the config's ``metric``; ``--classwise`` adds the
+per-class AP table; ``--output_eval DIR`` writes the detections as ``bbox.json``.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
+
+from ppdet_lite.core.workspace import ConfigError  # noqa: E402
+from ppdet_lite.utils.cli import ArgsParser, config_from_args  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = ArgsParser(description=__doc__)
+    parser.add_argument('--classwise', action='store_true', help='per-class AP table')
+    parser.add_argument('--output_eval', default=None, help='directory for bbox.json')
+    parser.add_argument('--bias', action='store_true',
+                        help='COCO box width/height as x2 - x1 + 1 (PaddleDetection\'s flag)')
+    parser.add_argument('--save_prediction_only', action='store_true',
+                        help='write bbox.json without computing the metric')
+    return parser, parser.parse_args(argv)
+
+
+def main(argv=None):
+    parser, args = parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as e:
+        parser.error(str(e))
+    if not cfg.get('weights'):
+        parser.error('no weights: pass -o weights=path/to/model_final')
+    cfg['classwise'] = args.classwise
+    cfg['output_eval'] = args.output_eval
+    cfg['bias'] = 1 if args.bias else 0
+    cfg['save_prediction_only'] = args.save_prediction_only
+
+    from ppdet_lite.engine import Trainer
+    trainer = Trainer(cfg, mode='eval')
+    trainer.load_weights(cfg.weights)
+    ap = trainer.evaluate()
+    return ap
+
+
+if __name__ == '__main__':
+    main()
