@@ -182,10 +182,10 @@ class BatchCompose(Compose):
         return np.stack(values).astype(dtype or np.asarray(values[0]).dtype, copy=False)
 
 
-class _WorkerSeeder:
-    """``worker_init_fn``: seeds ``random`` / ``np.random`` of loader worker ``k`` from
-    (seed, epoch, k), so anything drawn outside the dataset's per-sample seeding is
-    reproducible too."""
+class _WorkerInit:
+    """``worker_init_fn`` of loader worker ``k``: seeds ``random`` / ``np.random`` from
+    (seed, epoch, k), so anything drawn outside the dataset's per-sample seeding is reproducible
+    too."""
 
     def __init__(self, seed=0):
         self.seed = seed
@@ -299,7 +299,7 @@ class BaseDataLoader:
                                                     drop_last=self.drop_last)
         self._batch_sampler = batch_sampler
         use_shm = bool(self.use_shared_memory) and worker_num > 0 and _shared_memory_ok()
-        self._seeder = _WorkerSeeder(getattr(dataset, 'seed', 0))
+        self._seeder = _WorkerInit(getattr(dataset, 'seed', 0))
         if worker_num > 0:
             self.dataloader = DataLoader(
                 dataset=dataset, batch_sampler=batch_sampler, collate_fn=self._batch_transforms,
