@@ -3,6 +3,7 @@ generated 64-96 px images: batch shapes and dtypes, PadGT masks, drop_last, epoc
 identical batches with 0 and 2 workers, and clear config errors."""
 
 import copy
+import json
 import random
 
 import cv2
@@ -231,3 +232,59 @@ def test_ppyoloe_reader_config_builds():
     names = [type(op).__name__ for op in create('TrainReader', cfg)._sample_transforms.transforms]
     assert names == ['Decode', 'RandomDistort', 'RandomExpand', 'RandomCrop', 'RandomFlip']
     assert create('TestReader', cfg).inputs_def == {'image_shape': [3, 640, 640]}
+
+
+def write_coco_set(root, n=6, corrupt=(2,)):
+    """``n`` noisy 64 x 96 PNGs with 1-3 boxes each as a COCO file; images in ``corrupt`` hold
+    bytes that are not an image."""
+    rng = np.random.RandomState(1)
+    images, annotations = [], []
+    (root / 'images').mkdir()
+    for i in range(1, n + 1):
+        path = root / 'images' / f'{i}.png'
+        if i in corrupt:
+            path.write_bytes(b'not a png')
+        else:
+            cv2.imwrite(str(path), rng.randint(0, 255, (64, 96, 3)).astype(np.uint8))
+        images.append({'id': i, 'file_name': f'{i}.png', 'height': 64, 'width': 96})
+        for j in range(1 + i % 3):
+            annotations.append({'id': len(annotations) + 1, 'image_id': i, 'category_id': 1 + j,
+                                'bbox': [5 + 20 * j, 8, 18, 30], 'area': 540, 'iscrowd': 0})
+    categories = [{'id': k, 'name': f'c{k}'} for k in (1, 2, 3)]
+    (root / 'train.json').write_text(json.dumps(
+        {'images': images, 'annotations': annotations, 'categories': categories}))
+
+
+PPYOLOE_TRAIN = dict(
+    sample_transforms=[{'Decode': {}}, {'RandomDistort': {}},
+                       {'RandomExpand': {'fill_value': [123.675, 116.28, 103.53]}},
+                       {'RandomCrop': {}}, {'RandomFlip': {}}],
+    batch_transforms=TRAIN['batch_transforms'], batch_size=2)
+
+
+@pytest.mark.filterwarnings('ignore::UserWarning')
+def test_coco_dataset_pipeline_skips_corrupt_images_and_is_worker_independent(tmp_path):
+    from ppdet_lite.data.datasets import COCODataSet
+
+    write_coco_set(tmp_path)
+
+    def loader(worker_num):
+        ds = COCODataSet(dataset_dir=str(tmp_path), image_dir='images', anno_path='train.json',
+                         data_fields=['image', 'gt_bbox', 'gt_class', 'is_crowd'])
+        reader = TrainReader(**PPYOLOE_TRAIN)(ds, worker_num)
+        reader.set_epoch(2)
+        return batches(reader)
+
+    inline, workers = loader(0), loader(2)
+    assert len(inline) == 3                          # 6 records, batch 2
+    for x, y in zip(inline, workers):
+        for key in x:
+            np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+    ids = np.concatenate([b['im_id'][:, 0] for b in inline]).tolist()
+    assert 2 not in ids and len(ids) == 6            # image 2 replaced by the next readable one
+    for b in inline:
+        size = b['image'].shape[2:]
+        boxes, mask = b['gt_bbox'], b['pad_gt_mask'][..., 0] > 0
+        assert (boxes[mask][:, 2] <= size[1]).all() and (boxes[mask][:, 3] <= size[0]).all()
+        assert (boxes[mask][:, :2] < boxes[mask][:, 2:]).all()
+        assert not boxes[~mask].any()
