@@ -288,3 +288,28 @@ def test_coco_dataset_pipeline_skips_corrupt_images_and_is_worker_independent(tm
         assert (boxes[mask][:, 2] <= size[1]).all() and (boxes[mask][:, 3] <= size[0]).all()
         assert (boxes[mask][:, :2] < boxes[mask][:, 2:]).all()
         assert not boxes[~mask].any()
+
+
+def test_mixup_through_the_reader_while_mixup_epoch_lasts(tmp_path):
+    from ppdet_lite.data.datasets import COCODataSet
+
+    write_coco_set(tmp_path, corrupt=())
+    ds = COCODataSet(dataset_dir=str(tmp_path), image_dir='images', anno_path='train.json',
+                     data_fields=['image', 'gt_bbox', 'gt_class', 'is_crowd'])
+    # PaddleDetection's rule: the dataset hands pairs to the transforms while epoch < mixup_epoch
+    reader = TrainReader(sample_transforms=[{'Decode': {}}, {'Mixup': {}},
+                                            {'Resize': {'target_size': 32, 'keep_ratio': False}}],
+                         batch_transforms=[{'Permute': {}}, {'PadGT': {}}], batch_size=3,
+                         mixup_epoch=1)(ds, 0)
+    reader.set_epoch(0)
+    mixed = batches(reader)[0]
+    # each record has 1 + id % 3 boxes: a pair has 2 to 6, a single record at most 3
+    assert 'gt_score' in mixed and mixed['gt_score'].dtype == np.float32
+    counts = mixed['pad_gt_mask'][..., 0].sum(axis=1)
+    scores = mixed['gt_score'][..., 0]
+    assert (counts >= 2).all()
+    for row, n in enumerate(counts.astype(int)):
+        assert ((scores[row, :n] > 0) & (scores[row, :n] < 1)).all()
+        assert not scores[row, n:].any()
+    reader.set_epoch(1)
+    assert 'gt_score' not in batches(reader)[0]

@@ -32,7 +32,7 @@ def make_sample(h=50, w=100, boxes=([10, 5, 30, 25],), classes=None, image=None)
 def test_every_op_is_registered_and_exported():
     from ppdet_lite.core.workspace import get_registered
     ops = ['Decode', 'RandomDistort', 'NormalizeImage', 'RandomFlip', 'Resize', 'RandomExpand',
-           'RandomCrop', 'Permute', 'BatchRandomResize', 'PadGT', 'PadBatch']
+           'RandomCrop', 'Permute', 'Mixup', 'BatchRandomResize', 'PadGT', 'PadBatch']
     for name in ops:
         assert get_registered(name) is getattr(T, name)
     assert set(ops) <= set(T.__all__)
@@ -428,6 +428,42 @@ def test_distort_ssd_order_and_channel_swap():
 
 
 # ------------------------------------------------------------------------------------------------
+# Mixup
+
+
+def test_mixup_blends_images_and_keeps_both_box_sets(monkeypatch):
+    Draws(monkeypatch, beta=[0.25])                          # factor 0.25
+    a = make_sample(h=2, w=3, boxes=[[0, 0, 1, 1]], classes=[4],
+                    image=np.full((2, 3, 3), 200, np.uint8))
+    b = make_sample(h=3, w=2, boxes=[[0, 1, 2, 3], [1, 1, 2, 2]], classes=[5, 6],
+                    image=np.full((3, 2, 3), 100, np.uint8))
+    out = T.Mixup()([a, b])
+    # canvas max(2, 3) x max(3, 2) = 3 x 3; where both images: 0.25 * 200 + 0.75 * 100 = 125,
+    # only a (row < 2, column 2): 0.25 * 200 = 50, only b (row 2, column < 2): 0.75 * 100 = 75
+    np.testing.assert_array_equal(out['image'][..., 0], [[125, 125, 50], [125, 125, 50],
+                                                         [75, 75, 0]])
+    assert out['image'].dtype == np.uint8
+    np.testing.assert_array_equal(out['gt_bbox'], [[0, 0, 1, 1], [0, 1, 2, 3], [1, 1, 2, 2]])
+    np.testing.assert_array_equal(out['gt_class'], [[4], [5], [6]])
+    np.testing.assert_array_equal(out['is_crowd'], [[0], [1], [0]])
+    np.testing.assert_array_equal(out['gt_score'], [[0.25], [0.75], [0.75]])
+    assert out['gt_score'].dtype == np.float32
+    np.testing.assert_array_equal(out['im_shape'], [3, 3])
+
+
+def test_mixup_edge_factors_and_single_samples(monkeypatch):
+    a, b = make_sample(), make_sample(h=10, w=10, boxes=[[1, 1, 2, 2]])
+    Draws(monkeypatch, beta=[1.0, 0.0])
+    assert T.Mixup()([a, b]) is a                            # factor 1: the first sample
+    assert T.Mixup()([a, b]) is b                            # factor 0: the second
+    assert T.Mixup()(a) is a                                 # mixing not active
+    with pytest.raises(ValueError, match='two samples'):
+        T.Mixup()([a])
+    with pytest.raises(ValueError, match='positive'):
+        T.Mixup(alpha=0)
+
+
+# ------------------------------------------------------------------------------------------------
 # invariants of the random geometric pipeline over many seeds
 
 
@@ -496,7 +532,7 @@ def test_matches_paddledetection(case):
         theirs = {k: golden[k] for k in golden.files if k.startswith(f'{case}/{seed}/')}
         assert sorted(ours) == sorted(theirs)
         for key, expected in theirs.items():
-            if key.endswith('im_shape') and op_name in ('RandomExpand', 'RandomCrop'):
+            if key.endswith('im_shape') and op_name in ('RandomExpand', 'RandomCrop', 'Mixup'):
                 # ours follows the image (PaddleDetection leaves it stale until the next resize)
                 np.testing.assert_array_equal(ours[key], ours[key[:-8] + 'image_shape'][:2])
                 continue

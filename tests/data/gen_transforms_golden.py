@@ -11,8 +11,8 @@ imported only in ``main``, so the test needs no ppdet.
 Stored arrays, for case ``c`` and seed ``s`` (``<c>/<s>/<i>/<field>``, ``i`` the sample index in
 the (possibly one-sample) list):
 
-* ``gt_bbox``, ``gt_class``, ``is_crowd``, ``im_shape``, ``scale_factor``, ``pad_gt_mask``: the
-  field as ppdet left it (absent fields are not stored);
+* ``gt_bbox``, ``gt_class``, ``is_crowd``, ``im_shape``, ``scale_factor``, ``pad_gt_mask``,
+  ``gt_score``: the field as ppdet left it (absent fields are not stored);
 * ``image_shape`` and ``image_fp``: the image's shape, and a fingerprint of its values
   ``[sum(x), sum(x * k), sum(x ** 2)]`` over the flattened float64 image with
   ``k = (arange(n) % 97) / 97`` (position-sensitive, so flips and shifts change it);
@@ -54,9 +54,11 @@ CASES = {
     'pad_gt': ('PadGT', {}, 'batch', [0]),
     'pad_gt_no_boxes': ('PadGT', {}, 'batch_no_boxes', [0]),
     'pad_batch': ('PadBatch', {'pad_to_stride': 32}, 'chw_batch', [0]),
+    'mixup': ('Mixup', {}, 'pair', list(range(4))),
 }
 
-FIELDS = ('gt_bbox', 'gt_class', 'is_crowd', 'im_shape', 'scale_factor', 'pad_gt_mask')
+FIELDS = ('gt_bbox', 'gt_class', 'is_crowd', 'im_shape', 'scale_factor', 'pad_gt_mask',
+          'gt_score')
 
 
 def _sample(rng, h, w, boxes):
@@ -78,6 +80,9 @@ def make_input(name):
         return [_sample(rng, 50, 100, [[10, 5, 30, 25], [60, 30, 90, 45]]),
                 _sample(rng, 40, 60, []),
                 _sample(rng, 64, 48, [[0, 0, 48, 64], [1, 2, 3, 4], [20, 30, 40, 50]])]
+    if name == 'pair':
+        return [_sample(rng, 50, 100, [[10, 5, 30, 25]]),
+                _sample(rng, 60, 80, [[1, 2, 3, 4], [20, 30, 40, 50]])]
     if name == 'batch_no_boxes':
         return [_sample(rng, 40, 60, []), _sample(rng, 30, 20, [])]
     if name == 'chw_batch':
@@ -114,6 +119,8 @@ def run_case(build_op, case):
         random.seed(seed)
         if op_name in ('BatchRandomResize', 'PadGT', 'PadBatch'):
             results[seed] = op(samples)
+        elif op_name == 'Mixup':
+            results[seed] = [op(samples)]
         else:
             results[seed] = [op(s) for s in samples]
     return results
