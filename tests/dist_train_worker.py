@@ -3,11 +3,12 @@
 ``dist_train_worker.py probe DUMP_DIR``: initialise the collective and all-reduce a tensor
 holding ``rank + 1``; write ``DUMP_DIR/probe<rank>.json`` with the result.
 
-``dist_train_worker.py train DUMP_DIR -c CONFIG [-o ...]``: ``tools/train.py``'s ``main`` with
-``save_dir=DUMP_DIR/rank<rank>`` (so which rank wrote a checkpoint is visible), then write
+``dist_train_worker.py train DUMP_DIR -c CONFIG [--eval] [-o ...]``: ``tools/train.py``'s
+``main`` with ``save_dir=DUMP_DIR/rank<rank>`` (so which rank wrote a checkpoint is visible), then write
 ``DUMP_DIR/rank<rank>.npz`` (``model/<key>`` raw weights, ``ema/<key>`` EMA averages) and
-``DUMP_DIR/rank<rank>.json`` (the dataset indices each epoch loaded, the loss normaliser of
-per-rank assigned-score sums ``3 * (rank + 1)``, whether the trainer wrote a checkpoint).
+``DUMP_DIR/rank<rank>.json`` (the dataset indices loaded, by image_dir and epoch; the loss
+normaliser of per-rank assigned-score sums ``3 * (rank + 1)``; whether the trainer wrote a
+checkpoint).
 """
 
 import json
@@ -40,7 +41,7 @@ def train(dump_dir, argv):
     from ppdet_lite.modeling.losses.ppyoloe_loss import PPYOLOELoss
 
     rank = int(os.environ.get('PADDLE_TRAINER_ID', '0'))
-    # (epoch, index) of every sample loaded, through the dataset interface the readers use
+    # (image_dir, epoch, index) of every sample loaded, through the interface the readers use
     loaded, epoch = [], [0]
     get_item, set_epoch = DetDataset.__getitem__, DetDataset.set_epoch
 
@@ -49,7 +50,7 @@ def train(dump_dir, argv):
         set_epoch(self, epoch_id)
 
     def recording_get_item(self, idx):
-        loaded.append((epoch[0], int(idx)))
+        loaded.append((self.image_dir, epoch[0], int(idx)))
         return get_item(self, idx)
 
     DetDataset.set_epoch, DetDataset.__getitem__ = recording_set_epoch, recording_get_item
@@ -60,9 +61,10 @@ def train(dump_dir, argv):
     arrays = {f'model/{k}': v.numpy() for k, v in trainer.model.state_dict().items()}
     arrays.update({f'ema/{k}': v.numpy() for k, v in trainer.ema.state_dict().items()})
     np.savez(os.path.join(dump_dir, f'rank{rank}.npz'), **arrays)
-    epochs = sorted({e for e, _ in loaded})
-    record = {'rank': dist.get_rank(), 'world_size': dist.get_world_size(),
-              'indices': {str(e): [i for ep, i in loaded if ep == e] for e in epochs},
+    indices = {}
+    for image_dir, epoch_id, idx in loaded:
+        indices.setdefault(image_dir, {}).setdefault(str(epoch_id), []).append(idx)
+    record = {'rank': dist.get_rank(), 'world_size': dist.get_world_size(), 'indices': indices,
               'normaliser': float(normaliser.numpy()),
               'wrote_checkpoint': trainer.last_checkpoint is not None}
     with open(os.path.join(dump_dir, f'rank{rank}.json'), 'w') as f:

@@ -81,7 +81,8 @@ def cpu_collective(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def two_rank_run(cpu_collective, tmp_path_factory):
-    """2 epochs of 8 images, batch 2 per rank: 2 steps per epoch on each rank."""
+    """``tools/train.py --eval``: 2 epochs of 8 images, batch 2 per rank (2 steps per epoch on
+    each rank), evaluated on 2 images at each epoch end."""
     workdir = str(tmp_path_factory.mktemp('dist'))
     data_dir = os.path.join(workdir, 'data')
     generate(data_dir, num_train=NUM_TRAIN, num_val=2, image_size=(96, 96))
@@ -106,7 +107,7 @@ def two_rank_run(cpu_collective, tmp_path_factory):
     config_path = os.path.join(workdir, 'tiny_dist.yml')
     with open(config_path, 'w') as f:
         yaml.safe_dump(config, f)
-    code, logs = launch(['train', workdir, '-c', config_path,
+    code, logs = launch(['train', workdir, '-c', config_path, '--eval',
                          '-o', f'TrainDataset.dataset_dir={data_dir}',
                          f'EvalDataset.dataset_dir={data_dir}'], workdir)
     assert code == 0, logs[-6000:]
@@ -149,26 +150,28 @@ def test_both_ranks_end_with_the_same_weights(two_rank_run):
 
 def test_each_rank_loads_its_own_half_of_every_epoch(two_rank_run):
     _, ((record0, _), (record1, _)) = two_rank_run
-    assert sorted(record0['indices']) == sorted(record1['indices']) == ['0', '1']
+    train0, train1 = record0['indices']['train'], record1['indices']['train']
+    assert sorted(train0) == sorted(train1) == ['0', '1']
     for epoch in ('0', '1'):
-        seen0, seen1 = record0['indices'][epoch], record1['indices'][epoch]
+        seen0, seen1 = train0[epoch], train1[epoch]
         # 8 images, 2 ranks: 4 each (2 steps of batch 2), no image on both
         assert len(seen0) == len(seen1) == NUM_TRAIN // 2
         assert sorted(seen0 + seen1) == list(range(NUM_TRAIN))
     # reshuffled per epoch (the trainer sets the sampler's epoch)
-    assert record0['indices']['0'] != record0['indices']['1']
+    assert train0['0'] != train0['1']
 
 
 def test_only_rank_0_writes_checkpoints_and_logs(two_rank_run):
     workdir, ((record0, _), (record1, _)) = two_rank_run
     assert record0['wrote_checkpoint'] and not record1['wrote_checkpoint']
     assert sorted(os.listdir(os.path.join(workdir, 'rank0', 'tiny_dist'))) == [
-        '0.pdema', '0.pdopt', '0.pdparams',
-        'model_final.pdema', 'model_final.pdopt', 'model_final.pdparams']
+        '0.pdema', '0.pdopt', '0.pdparams', 'best_model.pdema', 'best_model.pdopt',
+        'best_model.pdparams', 'model_final.pdema', 'model_final.pdopt', 'model_final.pdparams']
     assert not os.path.exists(os.path.join(workdir, 'rank1'))
     log0, log1 = worker_log(workdir, 0), worker_log(workdir, 1)
     # 2 steps per epoch on each rank, logged by rank 0 only
     assert 'Epoch: [1] [2/2] learning_rate: ' in log0 and 'Epoch: [' not in log1
+    assert 'best bbox AP so far' in log0 and 'best bbox AP so far' not in log1
     # linear scaling to the total batch: 0.002 stated for 8 -> 0.002 * (2 ranks * 2) / 8
     assert 'base_lr 0.002 for batch 8 -> 0.001 for batch 4 (linear scaling rule)' in log0
 
