@@ -37,7 +37,7 @@ import numpy as np
 import paddle
 from paddle.io import DataLoader, DistributedBatchSampler
 
-from ppdet_lite.core.workspace import ConfigError, register
+from ppdet_lite.core.workspace import ConfigError, get_registered, register
 from ppdet_lite.utils.logger import get_logger
 
 from .transforms.base import BaseOperator
@@ -73,8 +73,6 @@ def _transform_names():
 
 def _build_transform(entry, where, num_classes):
     """One ``{Name: {kwargs}}`` entry -> the transform object; ConfigError naming ``where``."""
-    from ppdet_lite.core.workspace import get_registered
-
     if not (isinstance(entry, dict) and len(entry) == 1):
         raise ConfigError(f'{where}: each transform must be a single-key mapping '
                           f'{{Name: {{args}}}}, got {entry!r}')
@@ -107,6 +105,9 @@ def _build_transform(entry, where, num_classes):
 
 class Compose:
     """The sample transforms of a reader, applied in order to one record dict.
+
+    A transform is a registered subclass of ``transforms.BaseOperator``, so user-defined ops
+    work once their module is imported.
 
     Args:
         transforms (list[dict]): ``[{Name: {kwargs}}, ...]``.
@@ -231,10 +232,10 @@ def _shared_memory_ok():
     if sys.platform in ('win32', 'darwin'):
         return False  # no worker processes with shared memory there
     try:
-        free = shutil.disk_usage('/dev/shm').total
+        size = shutil.disk_usage('/dev/shm').total
     except OSError:
         return False
-    if free < _MIN_SHM_BYTES:
+    if size < _MIN_SHM_BYTES:
         logger.warning('shared memory (/dev/shm) is smaller than 1 GB: use_shared_memory disabled')
         return False
     return True
@@ -276,7 +277,7 @@ class BaseDataLoader:
         self.dataset = None
         self.dataloader = None
         self._batch_sampler = None
-        self._seeder = None
+        self._worker_init = None
 
     def __call__(self, dataset, worker_num, batch_sampler=None, return_list=False):
         """Attach ``dataset`` and build the loader; returns the reader itself (iterable).
@@ -299,12 +300,12 @@ class BaseDataLoader:
                                                     drop_last=self.drop_last)
         self._batch_sampler = batch_sampler
         use_shm = bool(self.use_shared_memory) and worker_num > 0 and _shared_memory_ok()
-        self._seeder = _WorkerInit(getattr(dataset, 'seed', 0))
+        self._worker_init = _WorkerInit(getattr(dataset, 'seed', 0))
         if worker_num > 0:
             self.dataloader = DataLoader(
                 dataset=dataset, batch_sampler=batch_sampler, collate_fn=self._batch_transforms,
                 num_workers=worker_num, return_list=return_list, use_shared_memory=use_shm,
-                worker_init_fn=self._seeder)
+                worker_init_fn=self._worker_init)
         else:
             self.dataloader = _InProcessLoader(dataset, batch_sampler, self._batch_transforms)
         return self
@@ -323,7 +324,7 @@ class BaseDataLoader:
 
     def _sync_epoch(self, epoch):
         self.dataset.set_epoch(epoch)
-        self._seeder.epoch = epoch
+        self._worker_init.epoch = epoch
 
     def _check_called(self):
         if self.dataloader is None:
