@@ -4,8 +4,8 @@
 holding ``rank + 1``; write ``DUMP_DIR/probe<rank>.json`` with the result.
 
 ``dist_train_worker.py train DUMP_DIR -c CONFIG [--eval] [-o ...]``: ``tools/train.py``'s
-``main`` with ``save_dir=DUMP_DIR/rank<rank>`` (so which rank wrote a checkpoint is visible), then write
-``DUMP_DIR/rank<rank>.npz`` (``model/<key>`` raw weights, ``ema/<key>`` EMA averages) and
+``main`` with ``save_dir=DUMP_DIR/rank<rank>`` (so which rank wrote a checkpoint is visible),
+then write ``DUMP_DIR/rank<rank>.npz`` (``model/<key>`` raw weights, ``ema/<key>`` EMA averages) and
 ``DUMP_DIR/rank<rank>.json`` (the dataset indices loaded, by image_dir and epoch; the loss
 normaliser of per-rank assigned-score sums ``3 * (rank + 1)``; whether the trainer wrote a
 checkpoint).
