@@ -295,6 +295,8 @@ def test_pad_gt_when_no_sample_has_boxes():
         assert s['pad_gt_mask'].shape == (0, 1) and s['pad_gt_mask'].dtype == np.float32
         assert s['gt_bbox'].shape == (0, 4) and s['gt_class'].shape == (0, 1)
     assert 'pad_gt_mask' not in T.PadGT(return_gt_mask=False)([make_sample()])[0]
+    with pytest.raises(KeyError, match=r'im_id \[7\].*data_fields'):
+        T.PadGT()([{'image': np.zeros((2, 2, 3)), 'im_id': np.array([7])}])
 
 
 def test_pad_batch_to_stride():

@@ -79,6 +79,9 @@ class PadGT(BaseOperator):
     ``pad_gt_mask [n_max, 1]`` float32: 1 for real boxes, 0 for padding. When no sample has a
     box (``n_max == 0``) the fields keep their ``[0, k]`` shapes and the mask is ``[0, 1]``
     (PaddleDetection ``batch_operators.py`` PadGT).
+
+    Raises:
+        KeyError: a sample without ``gt_bbox`` or ``gt_class``, naming its ``im_id``.
     """
 
     _FIELDS = (('gt_bbox', 4, np.float32), ('gt_class', 1, np.int32),
@@ -88,6 +91,11 @@ class PadGT(BaseOperator):
         self.return_gt_mask = return_gt_mask
 
     def __call__(self, samples):
+        for s in samples:
+            if 'gt_bbox' not in s or 'gt_class' not in s:
+                raise KeyError(f'PadGT: sample im_id {np.asarray(s.get("im_id", "?")).tolist()} '
+                               f'has no gt_bbox / gt_class (list them in the dataset\'s '
+                               f'data_fields, or remove PadGT from this reader)')
         n_max = max(len(s['gt_bbox']) for s in samples)
         for sample in samples:
             n = len(sample['gt_bbox'])
