@@ -219,10 +219,9 @@ class Trainer(object):
         return paddle.amp.GradScaler(init_loss_scaling=self.cfg.get('init_loss_scaling', 1024))
 
     def _set_epoch(self, epoch_id):
-        sampler = getattr(self.loader, 'batch_sampler', None)
-        if hasattr(sampler, 'set_epoch'):
-            sampler.set_epoch(epoch_id)
-        self.dataset.set_epoch(epoch_id)
+        """Shuffle order and augmentation of the coming pass are functions of the epoch, so a
+        resumed run replays exactly the batches of an uninterrupted one."""
+        self.loader.set_epoch(epoch_id)
 
     def train(self, validate=False):
         """Train from ``start_epoch`` to ``cfg.epoch``; with ``validate``, evaluate at every
@@ -323,7 +322,7 @@ class Trainer(object):
             self.model.set_state_dict(self.ema.apply())
             status['ema_state'] = self.model.state_dict()
         callbacks.on_epoch_end(status)
-        if validate and snapshot:
+        if validate and snapshot and self._rank == 0:  # as PaddleDetection: one rank evaluates
             loader, dataset = self._eval_loader
             status['bbox_ap'] = self.evaluate(loader, dataset)
             status.update(self.eval_status, mode='eval', save_best_model=True)
