@@ -209,3 +209,36 @@ def test_loss_guard_rejects_meaningless_settings():
         LossGuard(_Stub(), cls_runaway_factor=0.5)
     with pytest.raises(ValueError, match='patience must be >= 1'):
         LossGuard(_Stub(), patience=0)
+
+
+def test_images_without_gt_train_with_allow_empty(tiny_set, tmp_path):
+    # a copy of the set where images 1-4 lost their boxes: with allow_empty they are trained on
+    # as pure background, and batches made only of them give finite losses with zero box terms
+    import json
+    import shutil
+    data = str(tmp_path / 'data')
+    shutil.copytree(tiny_set, data)
+    anno = os.path.join(data, 'annotations', 'instances_train.json')
+    with open(anno) as f:
+        coco = json.load(f)
+    coco['annotations'] = [a for a in coco['annotations'] if a['image_id'] > 4]
+    with open(anno, 'w') as f:
+        json.dump(coco, f)
+    cfg = tiny_config(data, str(tmp_path / 'out'), epoch=1, **{
+        'TrainDataset.allow_empty': True, 'TrainReader.shuffle': False})
+    trainer = Trainer(cfg, mode='train')
+    assert len(trainer.dataset) == 8
+    losses = []
+
+    class Record(Callback):
+        def on_step_end(self, status):
+            losses.append({k: float(v) for k, v in status['outputs'].items()})
+
+    trainer.register_callbacks([Record(trainer)])
+    trainer.train()
+    assert len(losses) == 4 and all(math.isfinite(v) for step in losses for v in step.values())
+    # unshuffled batches of 2: the images with GT come first and the empty ones are appended (as
+    # PaddleDetection orders them), so the last two batches hold only background
+    assert losses[0]['loss_iou'] > 0 and losses[1]['loss_iou'] > 0
+    assert losses[2]['loss_iou'] == 0 and losses[3]['loss_dfl'] == 0
+    assert losses[3]['loss_cls'] > 0
