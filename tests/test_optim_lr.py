@@ -209,3 +209,25 @@ def test_auto_scale_switch_from_the_command_line(tmp_path):
     assert create('LearningRate', cfg).scale_to(8)[0] == 0.01
     with pytest.raises(ConfigError, match='auto_scale expects bool'):
         merge_config(['LearningRate.auto_scale=3'], cfg)
+
+
+def test_cosine_max_epochs_null_follows_the_run_epoch(tmp_path):
+    # max_epochs: null takes the top-level `epoch` (shared key): epoch 4 at 5 steps per epoch is
+    # a 20-step cosine, half of base_lr at step 10; a user who only changes `epoch` keeps a full
+    # schedule instead of a cosine that ended early
+    path = tmp_path / 'lr.yml'
+    path.write_text(textwrap.dedent("""
+        epoch: 4
+        LearningRate:
+          base_lr: 0.01
+          schedulers:
+            - {name: CosineDecay, max_epochs: null, use_warmup: false}
+    """))
+    cfg = load_config(str(path), make_current=False)
+    v = lr_values(create('LearningRate', cfg)(5), [0, 10, 20])
+    assert v[0] == 0.01 and v[10] == pytest.approx(0.005, rel=1e-9) and v[20] == pytest.approx(0.)
+    merge_config(['epoch=8'], cfg)                      # 40 steps: half-way moves to step 20
+    v = lr_values(create('LearningRate', cfg)(5), [20])
+    assert v[20] == pytest.approx(0.005, rel=1e-9)
+    with pytest.raises(ValueError, match='max_epochs is null but no epoch count'):
+        LearningRate(0.01, [{'name': 'CosineDecay', 'max_epochs': None}])(5)

@@ -86,7 +86,9 @@ class CosineDecay:
     """Cosine decay from ``base_lr`` to ``base_lr * min_lr_ratio`` over ``max_epochs``.
 
     Args:
-        max_epochs (int): epochs of the whole schedule (warm-up included), > 0.
+        max_epochs (int | None): epochs of the whole schedule (warm-up included), > 0. None: the
+            run's own ``epoch`` (``LearningRate`` takes it from the config), so a config that
+            changes ``epoch`` keeps a complete cosine without restating it.
         use_warmup (bool): follow the warm-up scheduler of ``LearningRate`` (default True).
         min_lr_ratio (float): final LR as a fraction of ``base_lr`` (default 0).
         last_plateau_epochs (int): hold the final LR for the last epochs (default 0).
@@ -98,8 +100,8 @@ class CosineDecay:
     """
 
     def __init__(self, max_epochs=1000, use_warmup=True, min_lr_ratio=0., last_plateau_epochs=0):
-        if not max_epochs or max_epochs <= 0:
-            raise ValueError(f'CosineDecay.max_epochs must be > 0, got {max_epochs!r}')
+        if max_epochs is not None and (not max_epochs or max_epochs <= 0):
+            raise ValueError(f'CosineDecay.max_epochs must be > 0 or null, got {max_epochs!r}')
         self.max_epochs = max_epochs
         self.use_warmup = use_warmup
         self.min_lr_ratio = min_lr_ratio
@@ -108,6 +110,9 @@ class CosineDecay:
     def __call__(self, base_lr=None, boundary=None, value=None, step_per_epoch=None):
         if base_lr is None:
             raise ValueError('CosineDecay needs base_lr')
+        if self.max_epochs is None:
+            raise ValueError('CosineDecay.max_epochs is null but no epoch count was given: set '
+                             'max_epochs, or the top-level `epoch` the LearningRate reads')
         max_iters = self.max_epochs * int(step_per_epoch)
         plateau_iters = self.last_plateau_epochs * int(step_per_epoch)
         min_lr = base_lr * self.min_lr_ratio
@@ -265,6 +270,8 @@ class LearningRate:
         auto_scale (bool): with ``base_batch_size`` set, ``scale_to`` applies the linear scaling
             rule (Goyal et al. 2017, "Accurate, Large Minibatch SGD"): ``base_lr * total /
             base_batch_size``. ``-o LearningRate.auto_scale=false`` switches it off.
+        epoch (int | None): the run's epoch count (the shared top-level ``epoch``); fills
+            ``CosineDecay.max_epochs: null``.
 
     Call ``scale_to(total_batch_size)`` (the trainer does, before building the schedule), then
     ``__call__(step_per_epoch)`` -> ``paddle.optimizer.lr.LRScheduler`` to step once per iteration.
@@ -275,8 +282,10 @@ class LearningRate:
     """
 
     __category__ = 'optim'
+    __shared__ = ['epoch']
 
-    def __init__(self, base_lr=0.01, schedulers=None, base_batch_size=None, auto_scale=True):
+    def __init__(self, base_lr=0.01, schedulers=None, base_batch_size=None, auto_scale=True,
+                 epoch=None):
         if isinstance(base_lr, bool) or not isinstance(base_lr, (int, float)) or base_lr <= 0:
             raise ValueError(f'LearningRate.base_lr must be a number > 0, got {base_lr!r}')
         if base_batch_size is not None and (isinstance(base_batch_size, bool) or
@@ -302,6 +311,8 @@ class LearningRate:
                              f'got {names}')
         self.decay = decays[0]
         self.warmup = warmups[0] if warmups else None
+        if isinstance(self.decay, CosineDecay) and self.decay.max_epochs is None and epoch:
+            self.decay.max_epochs = epoch
 
     def scale_to(self, total_batch_size):
         """Set ``base_lr`` for ``total_batch_size`` images per step (all devices).
