@@ -1,9 +1,10 @@
 """Images per second of the training data loader alone (no model), to check that the loader is
 not what a training step waits for.
 
-Generates ``--images`` (default: one epoch's worth) synthetic 256 x 256 JPEG images (``ppdet_lite.data.synthetic``, preset
-``demo_shapes``) in a temporary directory, reads them with COCODataSet and runs the TrainReader of
-``--config`` (default: PP-YOLOE's ``configs/ppyoloe/_base_/ppyoloe_reader.yml`` through
+Generates ``--images`` (default: one epoch's worth, since each epoch starts new workers)
+synthetic 256 x 256 JPEG images (``ppdet_lite.data.synthetic``, preset ``demo_shapes``) in a
+temporary directory, reads them with COCODataSet and runs the TrainReader of ``--config``
+(default: PP-YOLOE's ``configs/ppyoloe/_base_/ppyoloe_reader.yml`` through
 ``ppyoloe_crn_s_300e_coco.yml``: Decode, RandomDistort, RandomExpand, RandomCrop, RandomFlip,
 BatchRandomResize 320-768, NormalizeImage, Permute, PadGT, batch 8) for each worker count in
 ``--workers``. The first batch (worker start-up) is not timed; the figure covers ``--batches``

@@ -313,3 +313,26 @@ def test_mixup_through_the_reader_while_mixup_epoch_lasts(tmp_path):
         assert not scores[row, n:].any()
     reader.set_epoch(1)
     assert 'gt_score' not in batches(reader)[0]
+
+
+def test_mosaic_through_the_reader_while_mosaic_epoch_lasts(tmp_path):
+    from ppdet_lite.data.datasets import COCODataSet
+
+    write_coco_set(tmp_path, corrupt=())
+    ds = COCODataSet(dataset_dir=str(tmp_path), image_dir='images', anno_path='train.json',
+                     data_fields=['image', 'gt_bbox', 'gt_class', 'is_crowd'])
+    # the dataset hands five records to the transforms while epoch < mosaic_epoch
+    reader = TrainReader(sample_transforms=[{'Decode': {}},
+                                            {'Mosaic': {'input_dim': [48, 48]}}],
+                         batch_transforms=[{'NormalizeImage': {}}, {'Permute': {}},
+                                           {'PadGT': {}}],
+                         batch_size=2, mosaic_epoch=1)(ds, 0)
+    reader.set_epoch(0)
+    out = batches(reader)
+    assert [b['image'].shape for b in out] == [(2, 3, 48, 48)] * 3
+    for b in out:
+        assert b['gt_class'].dtype == np.int32
+        boxes = b['gt_bbox'][b['pad_gt_mask'][..., 0] > 0]
+        assert (boxes[:, :2] < boxes[:, 2:]).all() and (boxes >= 0).all() and (boxes <= 48).all()
+    reader.set_epoch(1)                            # mosaic over: the records' own 64 x 96 size
+    assert batches(reader)[0]['image'].shape == (2, 3, 64, 96)

@@ -32,7 +32,7 @@ def make_sample(h=50, w=100, boxes=([10, 5, 30, 25],), classes=None, image=None)
 def test_every_op_is_registered_and_exported():
     from ppdet_lite.core.workspace import get_registered
     ops = ['Decode', 'RandomDistort', 'NormalizeImage', 'RandomFlip', 'Resize', 'RandomExpand',
-           'RandomCrop', 'Permute', 'Mixup', 'BatchRandomResize', 'PadGT', 'PadBatch']
+           'RandomCrop', 'Permute', 'Mixup', 'Mosaic', 'BatchRandomResize', 'PadGT', 'PadBatch']
     for name in ops:
         assert get_registered(name) is getattr(T, name)
     assert set(ops) <= set(T.__all__)
@@ -355,7 +355,8 @@ THREE_BOXES = [[10, 5, 30, 25], [60, 30, 90, 45], [40, 20, 50, 30]]
 
 def test_crop_keeps_boxes_with_centre_inside_and_clips_them(monkeypatch):
     # thresholds kept in order (first 0.0); scale 0.5, aspect 1.0: window
-    # int(50 * 0.5 / 1) = 25 high, int(100 * 0.5 * 1) = 50 wide, at y = 10, x = 20 -> [20, 10, 70, 35]
+    # int(50 * 0.5 / 1) = 25 high, int(100 * 0.5 * 1) = 50 wide, at y = 10, x = 20:
+    # window [20, 10, 70, 35]
     Draws(monkeypatch, shuffle=[None], uniform=[0.5, 1.0], randint=[10, 20])
     s = make_sample(boxes=THREE_BOXES, classes=[4, 5, 6])
     s['difficult'] = np.array([[0], [1], [0]], np.int32)
@@ -465,6 +466,85 @@ def test_mixup_edge_factors_and_single_samples(monkeypatch):
         T.Mixup(alpha=0)
 
 
+def mosaic_inputs():
+    """Five painted samples: sample k is a 32 x 32 image of colour 40 (k + 1) with one box
+    [8, 8, 24, 24] of colour 40 (k + 1) + 20 and class k."""
+    samples = []
+    for k in range(5):
+        image = np.full((32, 32, 3), 40 * (k + 1), np.uint8)
+        image[8:24, 8:24] = 40 * (k + 1) + 20
+        samples.append(make_sample(h=32, w=32, boxes=[[8, 8, 24, 24]], classes=[k], image=image))
+    return samples
+
+
+def test_mosaic_places_four_images_around_the_centre(monkeypatch):
+    import random
+    # np.random.uniform 0.5 <= prob 1: mosaic; random.uniform: yc 32 and xc 32 (the centre of the
+    # 64 x 64 canvas), then degree 0, scale 1, shear 0, translate 0: the warp is the identity
+    # crop of the canvas' top-left 32 x 32 quadrant
+    Draws(monkeypatch, uniform=[0.5])
+    values = iter([32, 32, 0, 1, 0, 0])
+    monkeypatch.setattr(random, 'uniform', lambda a, b: next(values))
+    op = T.Mosaic(input_dim=[32, 32], enable_mixup=False)
+    out = op(mosaic_inputs())
+    # each 32 x 32 image keeps its size (scale min(32 / 32, 32 / 32) = 1); image 0 goes top-left
+    # with its bottom-right corner at (32, 32): it fills the whole output, box [8, 8, 24, 24] intact;
+    # images 1-3 lie right of / below the centre, outside the 32 x 32 output: their boxes clip to
+    # zero width or height and are dropped
+    np.testing.assert_array_equal(out['image'], mosaic_inputs()[0]['image'])
+    np.testing.assert_array_equal(out['gt_bbox'], [[8, 8, 24, 24]])
+    np.testing.assert_array_equal(out['gt_class'], [[0]])
+    assert out['gt_class'].dtype == np.int32 and out['gt_bbox'].dtype == np.float32
+    np.testing.assert_array_equal(out['im_shape'], [32, 32])
+
+
+def test_mosaic_translate_shows_all_four_quadrants(monkeypatch):
+    import random
+    # centre (32, 32) of the 64 x 64 canvas; scale 0.5 maps the canvas onto the 32 x 32 output:
+    # image k's box [8, 8, 24, 24] sits at canvas [8 + 32 dx, 8 + 32 dy, ...] for its quadrant
+    # (dx, dy) and lands at half that: [4 + 16 dx, 4 + 16 dy, 12 + 16 dx, 12 + 16 dy]
+    Draws(monkeypatch, uniform=[0.5])
+    values = iter([32, 32, 0, 0.5, 0, 0])
+    monkeypatch.setattr(random, 'uniform', lambda a, b: next(values))
+    out = T.Mosaic(input_dim=[32, 32], enable_mixup=False)(mosaic_inputs())
+    np.testing.assert_allclose(out['gt_bbox'], [[4, 4, 12, 12], [20, 4, 28, 12], [4, 20, 12, 28],
+                                                [20, 20, 28, 28]])
+    np.testing.assert_array_equal(out['gt_class'], [[0], [1], [2], [3]])
+    np.testing.assert_array_equal(out['is_crowd'], [[0], [1], [0], [1]])
+
+
+def test_mosaic_passes_single_samples_and_checks_the_count():
+    s = make_sample()
+    assert T.Mosaic()(s) is s
+    with pytest.raises(ValueError, match='5 samples'):
+        T.Mosaic()([s, s])
+    np.random.seed(0)
+    first = make_sample()
+    assert T.Mosaic(prob=0.0)([first] + [make_sample() for _ in range(4)]) is first
+
+
+def test_mosaic_boxes_travel_with_the_image():
+    import random
+    for seed in range(60):
+        np.random.seed(seed)
+        random.seed(seed)
+        # axis-aligned warps only, so a box's interior keeps its painted colour
+        op = T.Mosaic(input_dim=[48, 48], degrees=[0, 0], shear=[0, 0], scale=[0.5, 1.5],
+                      enable_mixup=False)
+        out = op(mosaic_inputs())
+        im, boxes = out['image'], out['gt_bbox']
+        assert im.shape == (48, 48, 3) and im.dtype == np.uint8
+        assert (boxes[:, :2] >= 0).all() and (boxes[:, 2:] <= 48).all()
+        assert (boxes[:, :2] < boxes[:, 2:]).all()
+        np.testing.assert_array_equal(out['is_crowd'][:, 0], out['gt_class'][:, 0] % 2)
+        for (x1, y1, x2, y2), c in zip(boxes, out['gt_class'][:, 0]):
+            # bilinear resizing and warping (up to x1.5) blend the box edge with its
+            # surroundings over ~2 px: test the interior 2 px in from the edges
+            inner = im[int(np.ceil(y1)) + 2:int(np.floor(y2)) - 2,
+                       int(np.ceil(x1)) + 2:int(np.floor(x2)) - 2]
+            assert (np.abs(inner.astype(int) - (40 * (c + 1) + 20)) <= 1).all(), (seed, c)
+
+
 # ------------------------------------------------------------------------------------------------
 # invariants of the random geometric pipeline over many seeds
 
@@ -522,6 +602,16 @@ GEN = _golden_generator()
 IMAGE_RTOL = {'RandomDistort': 1e-5}
 
 
+def drop_degenerate_boxes(fields, prefix):
+    """PaddleDetection's Mosaic keeps boxes clipped to zero width or height; ppdet_lite drops
+    them (with their classes), so compare the rest."""
+    box = fields[prefix + 'gt_bbox']
+    keep = (box[:, 2] > box[:, 0]) & (box[:, 3] > box[:, 1])
+    for key in ('gt_bbox', 'gt_class', 'is_crowd'):
+        fields[prefix + key] = fields[prefix + key][keep]
+    return fields
+
+
 @pytest.mark.skipif(not os.path.isfile(GOLDEN), reason='golden file not generated')
 @pytest.mark.parametrize('case', sorted(GEN.CASES))
 def test_matches_paddledetection(case):
@@ -533,6 +623,8 @@ def test_matches_paddledetection(case):
         GEN.record(f'{case}/{seed}', samples, ours)
         theirs = {k: golden[k] for k in golden.files if k.startswith(f'{case}/{seed}/')}
         assert sorted(ours) == sorted(theirs)
+        if op_name == 'Mosaic':
+            theirs = drop_degenerate_boxes(theirs, f'{case}/{seed}/0/')
         for key, expected in theirs.items():
             if key.endswith('im_shape') and op_name in ('RandomExpand', 'RandomCrop', 'Mixup'):
                 # ours follows the image (PaddleDetection leaves it stale until the next resize)
@@ -540,5 +632,5 @@ def test_matches_paddledetection(case):
                 continue
             rtol = IMAGE_RTOL.get(op_name, 1e-6) if key.endswith('image_fp') else 1e-6
             np.testing.assert_allclose(ours[key], expected, rtol=rtol, atol=1e-5, err_msg=key)
-            if not key.endswith('image_fp'):
+            if not key.endswith('image_fp') and op_name != 'Mosaic':
                 assert ours[key].dtype == expected.dtype, key

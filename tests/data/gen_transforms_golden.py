@@ -1,4 +1,4 @@
-"""Generate ppdet26_transforms_golden.npz: PaddleDetection 2.6's transforms on fixed inputs and seeds.
+"""Generate ppdet26_transforms_golden.npz: PaddleDetection 2.6's transforms on fixed inputs/seeds.
 
 Run in an environment with paddledet 2.6.0 (the scratch venv)::
 
@@ -17,6 +17,9 @@ the (possibly one-sample) list):
   ``[sum(x), sum(x * k), sum(x ** 2)]`` over the flattened float64 image with
   ``k = (arange(n) % 97) / 97`` (position-sensitive, so flips and shifts change it);
 * ``flipped``: 1 when ppdet marked the sample flipped, else 0.
+
+Mosaic's ppdet output keeps boxes clipped to zero width or height and float32 classes; the test
+compares ppdet_lite's (which drops such boxes and keeps int32) with the remaining rows.
 * ``versions``: JSON with the paddledet and Paddle versions.
 """
 
@@ -55,6 +58,9 @@ CASES = {
     'pad_gt_no_boxes': ('PadGT', {}, 'batch_no_boxes', [0]),
     'pad_batch': ('PadBatch', {'pad_to_stride': 32}, 'chw_batch', [0]),
     'mixup': ('Mixup', {}, 'pair', list(range(4))),
+    'mosaic': ('Mosaic', {'input_dim': [64, 64]}, 'five', list(range(8))),
+    'mosaic_axis_aligned': ('Mosaic', {'input_dim': [64, 64], 'degrees': [0, 0], 'shear': [0, 0],
+                                       'enable_mixup': False}, 'five', list(range(4))),
 }
 
 FIELDS = ('gt_bbox', 'gt_class', 'is_crowd', 'im_shape', 'scale_factor', 'pad_gt_mask',
@@ -83,6 +89,12 @@ def make_input(name):
     if name == 'pair':
         return [_sample(rng, 50, 100, [[10, 5, 30, 25]]),
                 _sample(rng, 60, 80, [[1, 2, 3, 4], [20, 30, 40, 50]])]
+    if name == 'five':
+        return [_sample(rng, 50, 100, [[10, 5, 30, 25], [60, 30, 90, 45], [40, 20, 50, 30]]),
+                _sample(rng, 60, 40, [[2, 3, 30, 50]]),
+                _sample(rng, 32, 32, []),
+                _sample(rng, 80, 64, [[0, 0, 64, 80], [10, 10, 20, 20]]),
+                _sample(rng, 48, 72, [[5, 5, 60, 40], [30, 2, 70, 20]])]
     if name == 'batch_no_boxes':
         return [_sample(rng, 40, 60, []), _sample(rng, 30, 20, [])]
     if name == 'chw_batch':
@@ -119,7 +131,7 @@ def run_case(build_op, case):
         random.seed(seed)
         if op_name in ('BatchRandomResize', 'PadGT', 'PadBatch'):
             results[seed] = op(samples)
-        elif op_name == 'Mixup':
+        elif op_name in ('Mixup', 'Mosaic'):
             results[seed] = [op(samples)]
         else:
             results[seed] = [op(s) for s in samples]

@@ -4,7 +4,7 @@
 * ``photometric``: RandomDistort, NormalizeImage
 * ``geometric``: RandomFlip, Resize, RandomExpand, RandomCrop
 * ``formatting``: Permute
-* ``mix``: Mixup (several records into one sample)
+* ``mix``: Mixup, Mosaic (several records into one sample)
 * ``batch``: BatchRandomResize, PadGT, PadBatch
 
 Every op is registered (``@register @serializable``), so reader configs name them as
@@ -16,11 +16,11 @@ from .batch import BatchRandomResize, PadBatch, PadGT
 from .formatting import Permute
 from .geometric import RandomCrop, RandomExpand, RandomFlip, Resize
 from .loading import Decode, ImageDecodeError
-from .mix import Mixup
+from .mix import Mixup, Mosaic
 from .photometric import NormalizeImage, RandomDistort
 
 __all__ = [
     'BaseOperator', 'ImageDecodeError', 'Decode', 'RandomDistort', 'NormalizeImage', 'RandomFlip',
-    'Resize', 'RandomExpand', 'RandomCrop', 'Permute', 'Mixup', 'BatchRandomResize', 'PadGT',
-    'PadBatch',
+    'Resize', 'RandomExpand', 'RandomCrop', 'Permute', 'Mixup', 'Mosaic', 'BatchRandomResize',
+    'PadGT', 'PadBatch',
 ]
