@@ -16,14 +16,17 @@ A reader section lists sample transforms (run per record in ``dataset[idx]``) an
 ``create('TrainReader')(dataset, worker_num)`` returns the reader, iterable over batches: dicts of
 paddle Tensors (``image [B, 3, H, W]`` float32, ``im_shape`` / ``scale_factor [B, 2]`` float32,
 ``im_id [B, 1]`` int64, ``gt_bbox [B, n, 4]`` float32, ``gt_class [B, n, 1]`` int32,
-``pad_gt_mask [B, n, 1]`` float32, ``is_crowd`` / ``difficult [B, n, 1]`` int32).
+``pad_gt_mask [B, n, 1]`` float32, ``is_crowd`` / ``difficult [B, n, 1]`` int32, ``gt_score
+[B, n, 1]`` float32 after Mixup).
 
 Determinism: batches come from ``paddle.io.DistributedBatchSampler`` (one rank when not
 distributed), whose shuffle is seeded by its epoch. Each pass over the reader first gives that
 epoch to the dataset, which seeds the augmentation of record ``idx`` from (seed, epoch, idx), and to
 the workers' start-up seeding; so a pass is a function of the epoch alone, whatever
-``worker_num``. ``reader.set_epoch(epoch)`` sets the epoch explicitly (resume).
-(PaddleDetection 2.6 ``ppdet/data/reader.py``.)
+``worker_num``. ``reader.set_epoch(epoch)`` sets the epoch explicitly (resume; and without
+``shuffle`` the sampler does not advance by itself, so call it every epoch).
+``worker_num: 0`` loads in the calling thread (errors surface there); ``worker_num > 0`` uses
+Paddle's worker processes. (PaddleDetection 2.6 ``ppdet/data/reader.py``.)
 """
 
 import difflib
