@@ -15,6 +15,7 @@ batches after it.
 """
 
 import argparse
+import gc
 import os
 import sys
 import tempfile
@@ -32,7 +33,8 @@ def images_per_second(reader, worker_num, dataset, batches):
     loader = reader(dataset, worker_num)
     done, start, images = 0, None, 0
     while done < batches:
-        for batch in loader:
+        batch_iter = iter(loader)
+        for batch in batch_iter:
             if start is None:       # the first batch pays for starting the workers
                 start = time.perf_counter()
                 continue
@@ -40,7 +42,11 @@ def images_per_second(reader, worker_num, dataset, batches):
             done += 1
             if done == batches:
                 break
-    return images / (time.perf_counter() - start)
+    elapsed = time.perf_counter() - start
+    # stop the workers now, before the images they may still be prefetching are deleted
+    del batch_iter
+    gc.collect()
+    return images / elapsed
 
 
 def main(argv=None):
