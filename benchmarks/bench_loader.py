@@ -15,7 +15,6 @@ batches after it.
 """
 
 import argparse
-import gc
 import os
 import sys
 import tempfile
@@ -43,9 +42,9 @@ def images_per_second(reader, worker_num, dataset, batches):
             if done == batches:
                 break
     elapsed = time.perf_counter() - start
-    # stop the workers now, before the images they may still be prefetching are deleted
-    del batch_iter
-    gc.collect()
+    # finish the pass so the workers exit before the generated images are deleted
+    for _ in batch_iter:
+        pass
     return images / elapsed
 
 
