@@ -242,3 +242,10 @@ def test_images_without_gt_train_with_allow_empty(tiny_set, tmp_path):
     assert losses[0]['loss_iou'] > 0 and losses[1]['loss_iou'] > 0
     assert losses[2]['loss_iou'] == 0 and losses[3]['loss_dfl'] == 0
     assert losses[3]['loss_cls'] > 0
+
+
+def test_more_categories_than_num_classes_is_refused_before_training(tiny_set, tmp_path):
+    # the shapes set has 5 categories; num_classes 3 would train classes 3 and 4 as background
+    cfg = tiny_config(tiny_set, str(tmp_path), num_classes=3)
+    with pytest.raises(ValueError, match='TrainDataset has 5 categories but num_classes is 3'):
+        Trainer(cfg, mode='train')

@@ -81,9 +81,9 @@ class Trainer(object):
 
         if mode == 'train':
             self.dataset = cfg['TrainDataset'] = create('TrainDataset')()
-            self._check_num_classes(self.dataset, 'TrainDataset')
             self.dataset.set_kwargs(seed=self.seed)
             self.loader = create('TrainReader')(self.dataset, cfg.get('worker_num', 0))
+            self._check_num_classes(self.dataset, 'TrainDataset')  # parsed by the reader
             self.batch_size = int(cfg.TrainReader['batch_size'])
             steps_per_epoch = len(self.loader)
             if steps_per_epoch < 1:
