@@ -249,3 +249,47 @@ def test_more_categories_than_num_classes_is_refused_before_training(tiny_set, t
     cfg = tiny_config(tiny_set, str(tmp_path), num_classes=3)
     with pytest.raises(ValueError, match='TrainDataset has 5 categories but num_classes is 3'):
         Trainer(cfg, mode='train')
+
+
+def voc_copy(coco_dir, out):
+    """The tiny COCO set rewritten in PaddleDetection's VOC layout: JPEGs and XMLs, list files of
+    ``image xml`` lines, and label_list.txt."""
+    import json
+    import shutil
+    os.makedirs(os.path.join(out, 'Annotations'))
+    with open(os.path.join(coco_dir, 'annotations', 'instances_train.json')) as f:
+        coco = json.load(f)
+    names = {c['id']: c['name'] for c in coco['categories']}
+    with open(os.path.join(out, 'label_list.txt'), 'w') as f:
+        f.write('\n'.join(names[k] for k in sorted(names)) + '\n')
+    lines = []
+    for im in coco['images']:
+        shutil.copy(os.path.join(coco_dir, 'train', im['file_name']), out)
+        objects = ''.join(
+            f"<object><name>{names[a['category_id']]}</name><difficult>0</difficult><bndbox>"
+            f"<xmin>{a['bbox'][0]}</xmin><ymin>{a['bbox'][1]}</ymin>"
+            f"<xmax>{a['bbox'][0] + a['bbox'][2]}</xmax><ymax>{a['bbox'][1] + a['bbox'][3]}</ymax>"
+            f"</bndbox></object>" for a in coco['annotations'] if a['image_id'] == im['id'])
+        xml = os.path.join('Annotations', im['file_name'].replace('.jpg', '.xml'))
+        with open(os.path.join(out, xml), 'w') as f:
+            f.write(f"<annotation><size><width>{im['width']}</width><height>{im['height']}"
+                    f"</height></size>{objects}</annotation>")
+        lines.append(f"{im['file_name']} {xml}")
+    for split in ('trainval.txt', 'test.txt'):
+        with open(os.path.join(out, split), 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+    return out
+
+
+def test_voc_data_trains_and_evaluates_with_voc_map(tiny_set, tmp_path, log_lines):
+    data = voc_copy(tiny_set, str(tmp_path / 'voc'))
+    fields = ['image', 'gt_bbox', 'gt_class', 'difficult']
+    cfg = tiny_config(data, str(tmp_path / 'out'), epoch=1, metric='VOC', **{
+        'TrainDataset': {'name': 'VOCDataSet', 'dataset_dir': data, 'anno_path': 'trainval.txt',
+                         'label_list': 'label_list.txt', 'data_fields': fields},
+        'EvalDataset': {'name': 'VOCDataSet', 'dataset_dir': data, 'anno_path': 'test.txt',
+                        'label_list': 'label_list.txt', 'data_fields': fields}})
+    trainer = Trainer(cfg, mode='train')
+    trainer.train(validate=True)
+    assert any(line.startswith('mAP(0.50, 11point) = ') for line in log_lines), log_lines[-5:]
+    assert os.path.isfile(tmp_path / 'out' / 'ppyoloe_crn_s_shapes' / 'best_model.pdparams')

@@ -151,7 +151,9 @@ class Trainer(object):
     def _make_eval_loader(self, dataset):
         batch_size = self.cfg.EvalReader.get('batch_size', 1)
         sampler = paddle.io.BatchSampler(dataset, batch_size=batch_size)
-        return create('EvalReader')(dataset, self.cfg.get('worker_num', 0), sampler)
+        # VOC's metric reads each image's GT boxes unpadded (PaddleDetection's rule)
+        extra = {'collate_batch': False} if self.cfg.get('metric', 'COCO') == 'VOC' else {}
+        return create('EvalReader', **extra)(dataset, self.cfg.get('worker_num', 0), sampler)
 
     def _make_metric(self, dataset):
         metric = self.cfg.get('metric', 'COCO')
