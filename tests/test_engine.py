@@ -293,3 +293,31 @@ def test_voc_data_trains_and_evaluates_with_voc_map(tiny_set, tmp_path, log_line
     trainer.train(validate=True)
     assert any(line.startswith('mAP(0.50, 11point) = ') for line in log_lines), log_lines[-5:]
     assert os.path.isfile(tmp_path / 'out' / 'ppyoloe_crn_s_shapes' / 'best_model.pdparams')
+
+
+def _tool(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f'tool_{name}', os.path.join(ROOT, 'tools',
+                                                                              f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_and_eval_tools_take_paddledetection_flags(tiny_set, tmp_path, log_lines):
+    # users point the tagged datasets at their data with -o, as PaddleDetection users do
+    opts = ['width_mult=0.125', 'epoch=1', 'worker_num=0', f'save_dir={tmp_path}',
+            'eval_size=[96, 96]', f'TrainDataset.dataset_dir={tiny_set}',
+            f'EvalDataset.dataset_dir={tiny_set}', 'TrainReader.batch_size=4',
+            "TrainReader.batch_transforms=[{BatchRandomResize: {target_size: [96], "
+            "random_size: true, keep_ratio: false}}, {NormalizeImage: {}}, {Permute: {}}, {PadGT: {}}]",
+            "EvalReader.sample_transforms=[{Decode: {}}, {Resize: {target_size: [96, 96], "
+            "keep_ratio: false}}, {NormalizeImage: {}}, {Permute: {}}]"]
+    trainer = _tool('train').main(['-c', DEMO, '--seed', '3', '-o'] + opts)
+    assert trainer.seed == 3 and trainer.dataset.dataset_dir == tiny_set
+    weights = str(tmp_path / 'ppyoloe_crn_s_shapes' / 'model_final')
+    ap = _tool('eval').main(['-c', DEMO, '--classwise', '-o', f'weights={weights}'] + opts)
+    assert ap is not None and 0.0 <= ap <= 1.0
+    assert any('Average Precision  (AP) @[ IoU=0.50:0.95' in line for line in log_lines)
+    with pytest.raises(SystemExit):  # argparse error naming the missing weights
+        _tool('eval').main(['-c', DEMO, '-o', 'weights=', f'EvalDataset.dataset_dir={tiny_set}'])
