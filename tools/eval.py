@@ -9,11 +9,11 @@ import sys
 
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
-from ppdet_lite.core.workspace import ConfigError  # noqa: E402
-from ppdet_lite.utils.cli import ArgsParser, config_from_args  # noqa: E402
+from ppdet_lite.utils.cli import ArgsParser  # noqa: E402
 
 
-def parse_args(argv=None):
+def parse(argv=None):
+    """(parser, args, cfg) from the command line."""
     parser = ArgsParser(description=__doc__)
     parser.add_argument('--classwise', action='store_true', help='per-class AP table')
     parser.add_argument('--output_eval', default=None, help='directory for bbox.json')
@@ -21,15 +21,11 @@ def parse_args(argv=None):
                         help='COCO box width/height as x2 - x1 + 1 (PaddleDetection\'s flag)')
     parser.add_argument('--save_prediction_only', action='store_true',
                         help='write bbox.json without computing the metric')
-    return parser, parser.parse_args(argv)
+    return (parser, *parser.parse_config(argv))
 
 
 def main(argv=None):
-    parser, args = parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as e:
-        parser.error(str(e))
+    parser, args, cfg = parse(argv)
     if not cfg.get('weights'):
         parser.error('no weights: pass -o weights=path/to/model_final')
     cfg['classwise'] = args.classwise

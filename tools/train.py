@@ -12,11 +12,11 @@ import sys
 # Runnable from a checkout without installing, as PaddleDetection's tools are.
 sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), '..')))
 
-from ppdet_lite.core.workspace import ConfigError  # noqa: E402
-from ppdet_lite.utils.cli import ArgsParser, config_from_args  # noqa: E402
+from ppdet_lite.utils.cli import ArgsParser  # noqa: E402
 
 
-def parse_args(argv=None):
+def parse(argv=None):
+    """(parser, args, cfg) from the command line."""
     parser = ArgsParser(description=__doc__)
     parser.add_argument('--eval', action='store_true',
                         help='evaluate at every snapshot epoch and keep best_model')
@@ -28,15 +28,11 @@ def parse_args(argv=None):
                         help='VisualDL log directory')
     parser.add_argument('--seed', type=int, default=None,
                         help='random seed (default: the config key `seed`, else 0)')
-    return parser, parser.parse_args(argv)
+    return (parser, *parser.parse_config(argv))
 
 
 def main(argv=None):
-    parser, args = parse_args(argv)
-    try:
-        cfg = config_from_args(args)
-    except ConfigError as e:
-        parser.error(str(e))
+    parser, args, cfg = parse(argv)
     cfg['amp'] = args.amp or cfg.get('amp', False)
     cfg['use_vdl'] = args.use_vdl
     cfg['vdl_log_dir'] = args.vdl_log_dir

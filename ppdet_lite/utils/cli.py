@@ -2,7 +2,7 @@
 
 import argparse
 
-from ppdet_lite.core.workspace import load_config, parse_overrides
+from ppdet_lite.core.workspace import ConfigError, load_config, parse_overrides
 
 __all__ = ['ArgsParser', 'config_from_args']
 
@@ -30,6 +30,15 @@ class ArgsParser(argparse.ArgumentParser):
         except ValueError as e:
             self.error(str(e))
         return args
+
+    def parse_config(self, argv=None):
+        """``(args, cfg)``: the arguments and the config they name with ``-o`` applied (the
+        current config from then on); a config error exits with the usage and its message."""
+        args = self.parse_args(argv)
+        try:
+            return args, config_from_args(args)
+        except ConfigError as e:
+            self.error(str(e))
 
 
 def config_from_args(args):
