@@ -172,8 +172,8 @@ def test_only_rank_0_writes_checkpoints_and_logs(two_rank_run):
     # 2 steps per epoch on each rank, logged by rank 0 only
     assert 'Epoch: [1] [2/2] learning_rate: ' in log0 and 'Epoch: [' not in log1
     assert 'best bbox AP so far' in log0 and 'best bbox AP so far' not in log1
-    # linear scaling to the total batch: 0.004 stated for 8 -> 0.004 * (2 ranks * 2) / 8
-    assert 'base_lr 0.004 for batch 8 -> 0.002 for batch 4 (linear scaling rule)' in log0
+    # linear scaling to the total batch: 0.004 stated for 4, 2 ranks * 2 = 4 -> unchanged
+    assert 'base_lr 0.004 for batch 4 -> 0.004 for batch 4 (linear scaling rule)' in log0
 
 
 def test_loss_normaliser_is_averaged_over_ranks(two_rank_run):

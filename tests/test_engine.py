@@ -90,8 +90,8 @@ def test_train_with_eval_writes_checkpoints_and_the_coco_table(tiny_set, tmp_pat
     for stem in ('0', 'model_final', 'best_model'):
         assert {f'{stem}.pdparams', f'{stem}.pdopt', f'{stem}.pdema'} <= set(files), files
     assert not [f for f in files if f.startswith('.tmp')]
-    # linear scaling: 0.004 stated for batch 8, trained at batch 2 -> 0.004 * 2 / 8 = 0.001
-    assert 'base_lr 0.004 for batch 8 -> 0.001 for batch 2 (linear scaling rule)' in out
+    # linear scaling: 0.004 stated for batch 4, trained at batch 2 -> 0.004 * 2 / 4 = 0.002
+    assert 'base_lr 0.004 for batch 4 -> 0.002 for batch 2 (linear scaling rule)' in out
     assert 'Average Precision  (AP) @[ IoU=0.50      | area=   all | maxDets=100 ]' in out
     # 8 images / batch 2 = 4 steps per epoch, log_iter 2: lines at steps 2 and 4
     assert 'Epoch: [1] [4/4] learning_rate: ' in out and 'images/s' in out and 'eta: ' in out
