@@ -61,9 +61,7 @@ class _FirstBatches(object):
         return self._n
 
     def __iter__(self):
-        for i, batch in enumerate(self._loader):
-            if i == self._n:
-                return
+        for _, batch in zip(range(self._n), self._loader):
             yield batch
 
     def __getattr__(self, name):
@@ -190,11 +188,11 @@ def default_cases(args, tmp):
                 'TrainDataset.image_dir=train',
                 'TrainDataset.anno_path=annotations/instances_train.json']
     return [
-        ('demo', DEMO_CFG, demo_data + args.opt, args.size or 256,
+        ('demo', DEMO_CFG, demo_data + args.opt, 256 if args.size is None else args.size,
          3 if args.warmup is None else args.warmup, args.iters or 20,
          args.loader_batches or 24),
-        ('s640', S_CFG, data_640 + args.opt, args.size or 640, warmup_640, iters_640,
-         batches_640),
+        ('s640', S_CFG, data_640 + args.opt, 640 if args.size is None else args.size,
+         warmup_640, iters_640, batches_640),
     ]
 
 
