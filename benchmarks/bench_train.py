@@ -18,8 +18,8 @@ Every step uses ``epoch_id`` 0, i.e. the static (ATSS) assignment phase of both 
 
 Default cases (no ``-c``):
 
-* ``demo``: ``configs/ppyoloe/ppyoloe_crn_s_shapes.yml`` (width 0.25, batch 8) at a fixed 256 px
-  on ``dataset/demo_shapes`` (generated if missing);
+* ``demo``: ``configs/ppyoloe/ppyoloe_crn_s_shapes.yml`` (width 0.25, its batch size) at a fixed
+  256 px on ``dataset/demo_shapes`` (generated if missing);
 * ``s640``: ``configs/ppyoloe/ppyoloe_crn_s_300e_coco.yml`` (PP-YOLOE-s, batch 8) at a fixed 640 px,
   ``pretrain_weights=null``, on a synthetic 640 px COCO-format set written to a temporary
   directory (a step takes seconds on a CPU, hence the few iterations).
