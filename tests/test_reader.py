@@ -342,3 +342,10 @@ def test_mosaic_through_the_reader_while_mosaic_epoch_lasts(tmp_path):
         assert (boxes[:, :2] < boxes[:, 2:]).all() and (boxes >= 0).all() and (boxes <= 48).all()
     reader.set_epoch(1)                            # mosaic over: the records' own 64 x 96 size
     assert batches(reader)[0]['image'].shape == (2, 3, 64, 96)
+
+
+def test_importing_the_data_package_turns_off_opencvs_thread_pool():
+    # a pool used before the loader forks its workers can deadlock them (seen in benchmarks)
+    import cv2
+    import ppdet_lite.data  # noqa: F401
+    assert cv2.getNumThreads() == 1
