@@ -321,3 +321,28 @@ def test_train_and_eval_tools_take_paddledetection_flags(tiny_set, tmp_path, log
     assert any('Average Precision  (AP) @[ IoU=0.50:0.95' in line for line in log_lines)
     with pytest.raises(SystemExit):  # argparse error naming the missing weights
         _tool('eval').main(['-c', DEMO, '-o', 'weights=', f'EvalDataset.dataset_dir={tiny_set}'])
+
+
+def test_the_readme_own_data_yaml_trains_without_data_fields(tiny_set, tmp_path, log_lines):
+    # README's "Your own data" file: a new !COCODataSet tag replaces the base's whole, and users
+    # do not write data_fields (PaddleDetection's default is ['image'])
+    user = tmp_path / 'mine.yml'
+    user.write_text(f"""
+_BASE_: ['{DEMO}']
+num_classes: 5
+epoch: 1
+TrainDataset: !COCODataSet {{dataset_dir: {tiny_set}, image_dir: train,
+                            anno_path: annotations/instances_train.json}}
+EvalDataset: !COCODataSet {{dataset_dir: {tiny_set}, image_dir: val,
+                           anno_path: annotations/instances_val.json, allow_empty: true}}
+""")
+    opts = tiny_config(tiny_set, str(tmp_path / 'out'))  # the tiny model and readers
+    cfg = load_config(str(user), overrides={k: v for k, v in {
+        'width_mult': 0.125, 'worker_num': 0, 'save_dir': str(tmp_path / 'out'),
+        'eval_size': [96, 96], 'TrainReader': dict(opts.TrainReader),
+        'EvalReader': dict(opts.EvalReader)}.items()})
+    trainer = Trainer(cfg, mode='train')
+    assert trainer.dataset.data_fields == ['image', 'gt_bbox', 'gt_class']
+    trainer.train(validate=True)
+    assert any("lacks ['gt_bbox', 'gt_class']" in line for line in log_lines)
+    assert os.path.isfile(tmp_path / 'out' / 'mine' / 'best_model.pdparams')

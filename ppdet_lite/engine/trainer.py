@@ -81,6 +81,7 @@ class Trainer(object):
 
         if mode == 'train':
             self.dataset = cfg['TrainDataset'] = create('TrainDataset')()
+            self._require_gt_fields(self.dataset)
             self.dataset.set_kwargs(seed=self.seed)
             self.loader = create('TrainReader')(self.dataset, cfg.get('worker_num', 0))
             self._check_num_classes(self.dataset, 'TrainDataset')  # parsed by the reader
@@ -112,6 +113,20 @@ class Trainer(object):
 
     # ------------------------------------------------------------------------------------------
     # weights
+
+    @staticmethod
+    def _require_gt_fields(dataset):
+        """Training needs the GT boxes and classes: a ``!COCODataSet`` / ``!VOCDataSet`` written
+        without ``data_fields`` (PaddleDetection's default is ``['image']``) gets them added,
+        with a log line, instead of failing in PadGT at the first batch."""
+        fields = getattr(dataset, 'data_fields', None)
+        if fields is None:
+            return
+        missing = [f for f in ('gt_bbox', 'gt_class') if f not in fields]
+        if missing:
+            dataset.data_fields = list(fields) + missing
+            logger.info(f'TrainDataset.data_fields {list(fields)} lacks {missing}, which '
+                        f'training needs: using {dataset.data_fields}')
 
     def _check_num_classes(self, dataset, key):
         num_classes = self.cfg.get('num_classes')
