@@ -19,6 +19,11 @@ if [ $# -eq 0 ]; then
 fi
 config="$1"
 shift
+if [ "$config" = "-c" ] || [ "$config" = "--config" ]; then
+    echo "train.sh: give the config as the first argument, without -c:" \
+         "bash scripts/train.sh CONFIG [tools/train.py arguments]" >&2
+    exit 2
+fi
 if [ ! -f "$config" ]; then
     echo "train.sh: config file not found: $config" >&2
     exit 2

@@ -346,3 +346,38 @@ EvalDataset: !COCODataSet {{dataset_dir: {tiny_set}, image_dir: val,
     trainer.train(validate=True)
     assert any("lacks ['gt_bbox', 'gt_class']" in line for line in log_lines)
     assert os.path.isfile(tmp_path / 'out' / 'mine' / 'best_model.pdparams')
+
+
+@pytest.mark.parametrize('key, value', [('snapshot_epoch', 0), ('epoch', 0), ('log_iter', -1),
+                                        ('epoch', 'abc')])
+def test_loop_keys_are_checked_before_anything_is_built(tiny_set, tmp_path, key, value):
+    cfg = tiny_config(tiny_set, str(tmp_path), **{key: value})
+    with pytest.raises(ValueError, match=f'{key} must be an integer >= 1, got {value!r}'):
+        Trainer(cfg, mode='train')
+
+
+def test_resuming_a_finished_run_says_so(tiny_set, tmp_path):
+    Trainer(tiny_config(tiny_set, str(tmp_path), epoch=1)).train()
+    trainer = Trainer(tiny_config(tiny_set, str(tmp_path), epoch=1))
+    with pytest.raises(ValueError, match=r'has completed 1 epochs and the config trains 1.*'
+                                         r'-o epoch=11'):
+        trainer.resume_weights(str(tmp_path / 'ppyoloe_crn_s_shapes' / 'model_final'))
+
+
+def test_eval_refuses_weights_of_another_model_and_checkpoints_are_world_readable(tiny_set,
+                                                                                   tmp_path):
+    Trainer(tiny_config(tiny_set, str(tmp_path), epoch=1)).train()
+    weights = tmp_path / 'ppyoloe_crn_s_shapes' / 'model_final'
+    mode = os.stat(str(weights) + '.pdparams').st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # as any new file, not mkstemp's 0600
+    other = Trainer(tiny_config(tiny_set, str(tmp_path), width_mult=0.25), mode='eval')
+    with pytest.raises(ValueError, match=r'only \d+ of the model.s \d+ tensors load.*width_mult'):
+        other.load_weights(str(weights))
+
+
+def test_a_pretrain_weights_url_names_the_key(tiny_set, tmp_path):
+    cfg = tiny_config(tiny_set, str(tmp_path), pretrain_weights='https://x/y.pdparams')
+    with pytest.raises(ValueError, match='pretrain_weights: .*URL.*pretrain_weights=null'):
+        Trainer(cfg, mode='train')

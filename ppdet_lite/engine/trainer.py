@@ -46,6 +46,17 @@ def _seed_everything(seed):
     paddle.seed(seed)
 
 
+def _check_run_keys(cfg):
+    """The loop's own top-level keys, checked before anything is built (a zero snapshot_epoch
+    would otherwise fail only after the first epoch)."""
+    for key, default in (('epoch', None), ('snapshot_epoch', 1), ('log_iter', 20)):
+        value = cfg.get(key, default)
+        if value is None and key == 'epoch':
+            raise ValueError('config has no `epoch`: set the number of training epochs')
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f'{key} must be an integer >= 1, got {value!r}')
+
+
 class Trainer(object):
     """Args:
         cfg (AttrDict): a loaded config (``load_config``); the trainer reads, and for the
@@ -62,6 +73,7 @@ class Trainer(object):
             raise ValueError(f"Trainer mode must be 'train' or 'eval', got {mode!r}")
         self.cfg = cfg
         self.mode = mode
+        _check_run_keys(cfg)
         self.device = _select_device(cfg)
         self._nranks = dist.get_world_size()
         self._rank = dist.get_rank()
@@ -98,7 +110,11 @@ class Trainer(object):
             self.optimizer = create('OptimizerBuilder')(self.lr, self.model)
             pretrain = cfg.get('pretrain_weights')
             if pretrain:
-                load_pretrain_weights(self.model, pretrain)
+                try:
+                    load_pretrain_weights(self.model, pretrain)
+                except (ValueError, FileNotFoundError) as e:
+                    raise type(e)(f'pretrain_weights: {e} (or train from scratch with '
+                                  f'-o pretrain_weights=null)') from e
         else:
             self.dataset = cfg['EvalDataset'] = create('EvalDataset')()
             self.loader = self._make_eval_loader(self.dataset)
@@ -141,13 +157,26 @@ class Trainer(object):
                            f'{num_classes}: the extra classes never get positives')
 
     def load_weights(self, path):
-        """Weights for evaluation or fine-tuning, by exact parameter names (report logged)."""
-        return load_weights(self.model, path)
+        """Weights for evaluation, by exact parameter names (report logged). A file of which
+        less than half the model's tensors load is refused: evaluating a mostly random model is
+        never what was meant (usually a config that differs from the training one)."""
+        report = load_weights(self.model, path)
+        total = len(self.model.state_dict())
+        if len(report.loaded) * 2 < total:
+            raise ValueError(f'weights {path}: only {len(report.loaded)} of the model\'s {total} '
+                             f'tensors load ({len(report.mismatched)} differ in shape, '
+                             f'{len(report.missing)} missing); was it trained with this config '
+                             f'(width_mult, depth_mult, num_classes)?')
+        return report
 
     def resume_weights(self, path):
         """Continue a run from its checkpoint: model, optimizer, LR schedule, EMA and the
         trainer's own state; training restarts at the epoch after the saved one."""
         self.start_epoch = load_weight(self.model, path, self.optimizer, self.ema)
+        if self.start_epoch >= self.cfg.epoch:
+            raise ValueError(f'checkpoint {path} has completed {self.start_epoch} epochs and the '
+                             f'config trains {self.cfg.epoch}: nothing to resume (raise epoch, '
+                             f'e.g. -o epoch={self.start_epoch + 10})')
         self.best_ap = load_extra_state(path).get('best_ap', self.best_ap)
         logger.info(f'resumed from {path}: continuing at epoch {self.start_epoch}')
 

@@ -96,12 +96,18 @@ class LoadReport:
         for title, keys in (('missing in checkpoint', self.missing),
                             ('unexpected in checkpoint', self.unexpected)):
             if keys:
-                lines.append(f'{title} ({len(keys)}): {", ".join(keys)}')
+                lines.append(f'{title} ({len(keys)}): {_first(keys)}')
         if self.mismatched:
             lines.append(f'shape mismatch, kept model values ({len(self.mismatched)}): ' +
-                         ', '.join(f'{k} {c[0]} {c[1]} vs model {m[0]} {m[1]}'
-                                   for k, c, m in self.mismatched))
+                         _first([f'{k} {c[0]} {c[1]} vs model {m[0]} {m[1]}'
+                                 for k, c, m in self.mismatched]))
         return '; '.join(lines)
+
+
+def _first(items, limit=8):
+    """The first ``limit`` items joined, and how many more: a report stays one readable line."""
+    shown = ', '.join(items[:limit])
+    return shown if len(items) <= limit else f'{shown}, ... ({len(items) - limit} more)'
 
 
 def checkpoint_stem(path):
@@ -289,6 +295,10 @@ def _atomic_temp(path):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp_', suffix=os.path.basename(path))
     os.close(fd)
+    # mkstemp creates 0600; a checkpoint gets the permissions any new file would (umask applied)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     return tmp
 
 
