@@ -85,7 +85,9 @@ class LossGuard(Callback):
                     f'classification loss is running away: above {self.cls_runaway_factor}x its '
                     f'best window mean {self.best_cls:.4f} for {self.runaway_windows} windows '
                     f'(now {cls:.4f}, {self._where(status)}); training stopped and '
-                    f'{self._kept()}. Lower LearningRate.base_lr or lengthen the warm-up.')
+                    f'{self._kept()}. Lower LearningRate.base_lr or lengthen the warm-up; from '
+                    f'scratch, set PPYOLOEHead.static_target: hard (see README, small datasets); '
+                    f'-o LossGuard.cls_runaway_factor=0 turns this check off.')
         else:
             self.runaway_windows = 0
 
