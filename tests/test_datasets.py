@@ -230,6 +230,13 @@ def test_coco_unknown_category_is_named(tmp_path):
         coco(tmp_path, anno)
 
 
+def test_coco_non_finite_box_names_the_annotation_and_image(tmp_path):
+    # Python's json writes NaN; caught here, not as a batch index inside the assigner
+    anno = write_coco(tmp_path, [img(1)], [ann(5, 1, 3, [1, float('nan'), 5, 5], area=25)], CATS)
+    with pytest.raises(ValueError, match=r'annotation 5 of image .*001\.png has a non-finite bbox'):
+        coco(tmp_path, anno)
+
+
 def test_coco_from_yaml_tag(tmp_path):
     anno = write_coco(tmp_path, [img(1)], [ann(1, 1, 3, [1, 1, 5, 5])], CATS)
     cfg_path = tmp_path / 'data.yml'

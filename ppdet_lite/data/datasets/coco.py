@@ -17,6 +17,7 @@ one warning per dataset naming the images (each box at debug level).
 import contextlib
 import io
 import json
+import math
 import os
 
 import numpy as np
@@ -192,6 +193,9 @@ class COCODataSet(DetDataset):
                                  f'image {im_path} has category_id {catid!r}, which is not in '
                                  f'its categories {sorted(self.catid2clsid)}')
             x, y, bw, bh = [float(v) for v in inst['bbox']]
+            if not all(math.isfinite(v) for v in (x, y, bw, bh)):
+                raise ValueError(f'COCODataSet: {anno_path}: annotation {inst.get("id")} of '
+                                 f'image {im_path} has a non-finite bbox {inst["bbox"]}')
             box = [round(v, 3) for v in (x, y, x + bw, y + bh)]
             area = float(inst.get('area', bw * bh))
             inside = [min(max(box[0], 0.), im_w), min(max(box[1], 0.), im_h),
