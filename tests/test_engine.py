@@ -381,3 +381,15 @@ def test_a_pretrain_weights_url_names_the_key(tiny_set, tmp_path):
     cfg = tiny_config(tiny_set, str(tmp_path), pretrain_weights='https://x/y.pdparams')
     with pytest.raises(ValueError, match='pretrain_weights: .*URL.*pretrain_weights=null'):
         Trainer(cfg, mode='train')
+
+
+def test_an_evaluation_that_cannot_work_fails_before_training(tiny_set, tmp_path):
+    # an EvalReader resizing to 90 px (not a multiple of 32) would fail only at the first snapshot
+    cfg = tiny_config(tiny_set, str(tmp_path), **{
+        'eval_size': None, 'EvalReader.sample_transforms': [
+            {'Decode': {}}, {'Resize': {'target_size': [90, 90], 'keep_ratio': False}},
+            {'NormalizeImage': {}}, {'Permute': {}}]})
+    trainer = Trainer(cfg, mode='train')
+    with pytest.raises(ValueError, match=r'first evaluation batch fails.*90.*multiple'):
+        trainer.train(validate=True)
+    assert not os.path.exists(tmp_path / 'ppyoloe_crn_s_shapes')  # nothing trained or written

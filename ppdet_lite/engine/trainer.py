@@ -216,6 +216,22 @@ class Trainer(object):
                              map_type=self.cfg.get('map_type', '11point'), classwise=classwise)
         raise ValueError(f"metric must be 'COCO' or 'VOC', got {metric!r}")
 
+    def _try_eval_batch(self, loader):
+        """Run the model on one evaluation batch before training, so that an evaluation that
+        cannot work (an EvalReader size the model refuses, a metric that cannot read the batch)
+        fails now rather than after the first ``snapshot_epoch`` epochs."""
+        data = next(iter(loader))
+        self.model.eval()
+        try:
+            with paddle.no_grad():
+                outputs = self.model(data)
+            self._make_metric(self._eval_loader[1]).update(data, outputs)
+        except Exception as e:
+            raise ValueError(f'--eval: the first evaluation batch fails, so evaluation would fail '
+                             f'after training: {type(e).__name__}: {e}') from e
+        finally:
+            self.model.train()
+
     def evaluate(self, loader=None, dataset=None):
         """Run the model over the eval loader and return the bbox AP (AP@[.5:.95] for COCO, mAP
         for VOC); the metric prints its summary."""
@@ -284,6 +300,8 @@ class Trainer(object):
         if validate:
             eval_dataset = cfg['EvalDataset'] = create('EvalDataset')()
             self._eval_loader = (self._make_eval_loader(eval_dataset), eval_dataset)
+            if self._rank == 0:
+                self._try_eval_batch(self._eval_loader[0])
         scaler = self._amp()
         callbacks = self._callbacks()
         stats = TrainingStats()
