@@ -24,7 +24,7 @@ import numpy as np
 
 from ppdet_lite.core.workspace import register, serializable
 from ppdet_lite.utils.logger import get_logger
-from .dataset import DetDataset, name_some
+from .dataset import DetDataset, name_some, warn_skipped
 
 __all__ = ['COCODataSet']
 
@@ -217,16 +217,10 @@ class COCODataSet(DetDataset):
 
     @staticmethod
     def _report(anno_path, missing, bad_size, clipped, dropped):
-        if missing:
-            logger.warning(f'{anno_path}: {len(missing)} image files do not exist and are '
-                           f'skipped: {name_some(missing)}')
+        warn_skipped(anno_path, missing, dropped)
         if bad_size:
             logger.warning(f'{anno_path}: {len(bad_size)} images have an invalid size and are '
                            f'skipped: {name_some(bad_size)}')
-        if dropped:
-            images = sorted(set(dropped))
-            logger.warning(f'{anno_path}: dropped {len(dropped)} boxes with zero area or outside '
-                           f'the image, in {len(images)} images: {name_some(images)}')
         if clipped:
             images = sorted(set(clipped))
             logger.warning(f'{anno_path}: clipped {len(clipped)} boxes to the image, in '

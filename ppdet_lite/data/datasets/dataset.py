@@ -39,6 +39,19 @@ def name_some(items):
     return ', '.join(items[:_MAX_NAMED]) + more
 
 
+def warn_skipped(anno_path, missing, dropped):
+    """One warning per kind for a whole annotation file: listed image files that do not exist
+    (``missing``: paths) and boxes dropped for zero area or lying outside their image
+    (``dropped``: the file of each dropped box)."""
+    if missing:
+        logger.warning(f'{anno_path}: {len(missing)} listed files do not exist and their images '
+                       f'are skipped: {name_some(missing)}')
+    if dropped:
+        files = sorted(set(dropped))
+        logger.warning(f'{anno_path}: dropped {len(dropped)} boxes with zero area or outside '
+                       f'the image, in {len(files)} files: {name_some(files)}')
+
+
 def sample_seed(seed, epoch, idx):
     """The 32-bit seed of sample ``idx`` in epoch ``epoch`` (``np.random.SeedSequence`` mixing).
 

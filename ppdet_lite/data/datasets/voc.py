@@ -24,7 +24,7 @@ import numpy as np
 
 from ppdet_lite.core.workspace import register, serializable
 from ppdet_lite.utils.logger import get_logger
-from .dataset import DetDataset, name_some
+from .dataset import DetDataset, warn_skipped
 
 __all__ = ['VOCDataSet', 'pascalvoc_label']
 
@@ -145,13 +145,7 @@ class VOCDataSet(DetDataset):
             if 0 < self.sample_num <= ct:
                 break
 
-        if missing:
-            logger.warning(f'{anno_path}: {len(missing)} listed files do not exist and their '
-                           f'images are skipped: {name_some(missing)}')
-        if dropped:
-            files = sorted(set(dropped))
-            logger.warning(f'{anno_path}: dropped {len(dropped)} boxes with zero area or outside '
-                           f'the image, in {len(files)} files: {name_some(files)}')
+        warn_skipped(anno_path, missing, dropped)
         if not records and not (self.allow_empty and empty_records):
             raise ValueError(
                 f'VOCDataSet: no usable image in {anno_path} ({len(lines)} listed, '
