@@ -32,7 +32,9 @@ class TrainingStats(object):
         for key, value in outputs.items():
             value = value.detach().astype('float32')
             self.sums[key] = value if key not in self.sums else self.sums[key] + value
-        gt = batch['pad_gt_mask'].sum() if 'pad_gt_mask' in batch else paddle.zeros([])
+        mask = batch.get('pad_gt_mask')
+        # a batch without GT slots is [B, 0, 1]; Paddle 2.6 refuses to reduce an empty tensor
+        gt = mask.sum() if mask is not None and 0 not in mask.shape else paddle.zeros([])
         self.num_gt = gt if self.num_gt is None else self.num_gt + gt
         bad = paddle.logical_not(paddle.isfinite(outputs['loss'].detach())).astype('int64')
         # step + 1 where this step is bad, else 0; the window keeps the first bad step
