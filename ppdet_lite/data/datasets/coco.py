@@ -172,8 +172,12 @@ class COCODataSet(DetDataset):
                 f'files missing, none with a usable box'
                 + ('' if self.allow_empty else '; set allow_empty: true to train on images '
                                                'without boxes'))
-        logger.info(f'Load [{ct} samples valid, {len(img_ids) - ct} samples invalid] in file '
-                    f'{anno_path}.')
+        invalid = len(img_ids) - ct
+        # PaddleDetection's line, plus what "invalid" covers (newcomers read it as an error)
+        why = (' (images skipped: missing or invalid files, or no usable box'
+               + (')' if self.allow_empty else ' and allow_empty off)')) if invalid else ''
+        logger.info(f'Load [{ct} samples valid, {invalid} samples invalid] in file '
+                    f'{anno_path}.{why}')
         if self.allow_empty and empty_records:
             records += self._sample_empty(empty_records, len(records), self.empty_ratio)
         self.roidbs = records
