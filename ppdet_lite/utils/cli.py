@@ -1,8 +1,16 @@
 """The command-line conventions shared by every tool (as PaddleDetection's ``tools/*.py``)."""
 
 import argparse
+import warnings
 
 from ppdet_lite.core.workspace import ConfigError, load_config, parse_overrides
+
+# Two notices Paddle prints on every run that say nothing about the user's job: a missing C++
+# compiler cache (only for building custom operators) and BatchNorm's always-on statistics.
+# Tools import this module before Paddle, so the filters are in place when Paddle warns.
+warnings.filterwarnings('ignore', message='No ccache found', category=UserWarning)
+warnings.filterwarnings('ignore', message='When training, we now always track global mean',
+                        category=UserWarning)
 
 __all__ = ['ArgsParser', 'config_from_args']
 

@@ -134,8 +134,9 @@ class COCODataSet(DetDataset):
         records, empty_records = [], []
         missing, bad_size, clipped, dropped = [], [], [], []
         img_ids = sorted(coco.getImgIds())
-        ct = 0
+        ct = examined = 0
         for img_id in img_ids:
+            examined += 1
             img_anno = coco.loadImgs([img_id])[0]
             im_fname = img_anno['file_name']
             im_path = os.path.join(image_dir, im_fname) if image_dir else im_fname
@@ -172,8 +173,9 @@ class COCODataSet(DetDataset):
                 f'files missing, none with a usable box'
                 + ('' if self.allow_empty else '; set allow_empty: true to train on images '
                                                'without boxes'))
-        invalid = len(img_ids) - ct
-        # PaddleDetection's line, plus what "invalid" covers (newcomers read it as an error)
+        invalid = examined - ct
+        # PaddleDetection's line (which counts the images sample_num left unread as invalid too),
+        # plus what "invalid" covers: newcomers read it as an error
         why = (' (images skipped: missing or invalid files, or no usable box'
                + (')' if self.allow_empty else ' and allow_empty off)')) if invalid else ''
         logger.info(f'Load [{ct} samples valid, {invalid} samples invalid] in file '
