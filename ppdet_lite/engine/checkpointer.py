@@ -30,10 +30,8 @@ class Checkpointer(Callback):
 
     def _save(self, status, name):
         trainer = self.trainer
-        ema_state = status.get('ema_state')
-        model_state = status.get('raw_state') if ema_state is not None else None
-        if model_state is None:
-            model_state = trainer.model.state_dict()
+        ema_state = status.get('ema_state')  # set with raw_state by the trainer when EMA is on
+        model_state = status['raw_state'] if ema_state is not None else trainer.model.state_dict()
         save_model(model_state, trainer.optimizer, self.save_dir, name, status['epoch_id'] + 1,
                    ema_model=ema_state, extra_state=trainer.resume_state())
         return os.path.join(self.save_dir, name)
@@ -41,11 +39,10 @@ class Checkpointer(Callback):
     def on_epoch_end(self, status):
         if dist.get_world_size() > 1 and dist.get_rank() != 0:
             return
-        cfg = self.trainer.cfg
         epoch_id = status['epoch_id']
         if status['mode'] == 'train':
-            last = epoch_id == cfg.epoch - 1
-            if (epoch_id + 1) % cfg.get('snapshot_epoch', 1) == 0 or last:
+            if status['snapshot']:  # the trainer's decision: every snapshot_epoch, and the last
+                last = epoch_id == self.trainer.cfg.epoch - 1
                 self.trainer.last_checkpoint = self._save(
                     status, 'model_final' if last else str(epoch_id))
         elif status['mode'] == 'eval' and status.get('save_best_model'):

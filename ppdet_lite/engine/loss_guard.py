@@ -10,16 +10,46 @@ Three failure modes are checked at each window the trainer reads (no extra synch
 * a runaway classification loss: the window mean of ``loss_cls`` stays above
   ``cls_runaway_factor`` times its lowest window mean for ``patience`` windows in a row (the
   early sign of the same collapse).
+
+A step that raises is checked once more (``raise_if_weights_nonfinite``): weights gone non-finite
+stop training the same way, since Paddle's CPU kernels can reject NaN inputs before a loss is NaN.
 """
+
+import paddle
 
 from ppdet_lite.utils.logger import get_logger
 from .callbacks import Callback, StopTraining
 
-__all__ = ['LossGuard']
+__all__ = ['LossGuard', 'raise_if_weights_nonfinite']
 
 logger = get_logger(__name__)
 
 _TERMS = ('loss_cls', 'loss_iou', 'loss_dfl')
+_LR_ADVICE = ('Lower LearningRate.base_lr, lengthen the warm-up or set '
+              'OptimizerBuilder.clip_grad_by_norm.')
+
+
+def _where(status):
+    return f"epoch {status['epoch_id']}, step {status['step_id'] + 1}/{status['steps_per_epoch']}"
+
+
+def _kept(trainer):
+    last = trainer.last_checkpoint
+    return f'the last good checkpoint is {last}' if last else 'no checkpoint had been written yet'
+
+
+def raise_if_weights_nonfinite(trainer, error, global_step, status):
+    """Called when a training step raised: if the weights went non-finite (Paddle's CPU kernels
+    reject NaN inputs, e.g. in the BCE of the classification loss, before any loss is NaN), raise
+    StopTraining like a NaN loss; otherwise return, and the caller re-raises ``error``."""
+    bad = [name for name, value in trainer.model.state_dict().items()
+           if value.dtype in (paddle.float16, paddle.float32, paddle.float64)
+           and not bool(paddle.isfinite(value).all())]
+    if bad:
+        raise StopTraining(
+            f'training stopped at iteration {global_step} ({_where(status)}): {len(bad)} weight '
+            f'tensors are no longer finite (first: {bad[0]}), so the step failed '
+            f'({type(error).__name__}); {_kept(trainer)}. {_LR_ADVICE}') from error
 
 
 class LossGuard(Callback):
@@ -43,14 +73,6 @@ class LossGuard(Callback):
         self.best_cls = None
         self.runaway_windows = 0
 
-    def _where(self, status):
-        return f"epoch {status['epoch_id']}, step {status['step_id'] + 1}/{status['steps_per_epoch']}"
-
-    def _kept(self):
-        last = self.trainer.last_checkpoint
-        return (f'the last good checkpoint is {last}' if last else
-                'no checkpoint had been written yet')
-
     def on_step_end(self, status):
         window = status.get('window')
         if status['mode'] != 'train' or window is None:
@@ -60,15 +82,14 @@ class LossGuard(Callback):
         if bad_step is not None:
             raise StopTraining(
                 f'loss is not finite at iteration {bad_step} (window ending at '
-                f'{self._where(status)}; window means {_fmt(means)}); training stopped and '
-                f'{self._kept()}. Lower LearningRate.base_lr, lengthen the warm-up or set '
-                f'OptimizerBuilder.clip_grad_by_norm.')
+                f'{_where(status)}; window means {_fmt(means)}); training stopped and '
+                f'{_kept(self.trainer)}. {_LR_ADVICE}')
         terms = [means[k] for k in _TERMS if k in means]
         if terms and window['num_gt'] > 0 and all(v == 0.0 for v in terms):
             raise StopTraining(
                 f'training collapsed: every loss term is exactly 0 over the window ending at '
-                f'{self._where(status)} although the batches held {int(window["num_gt"])} GT '
-                f'boxes; training stopped and {self._kept()}. The predicted scores have '
+                f'{_where(status)} although the batches held {int(window["num_gt"])} GT '
+                f'boxes; training stopped and {_kept(self.trainer)}. The predicted scores have '
                 f'collapsed: lower LearningRate.base_lr, use hard targets in the static '
                 f'assigner phase, or check the labels.')
         cls = means.get('loss_cls')
@@ -79,14 +100,15 @@ class LossGuard(Callback):
         if cls > self.cls_runaway_factor * self.best_cls:
             self.runaway_windows += 1
             logger.warning(f'loss_cls {cls:.4f} is {cls / self.best_cls:.1f}x its best window '
-                           f'mean {self.best_cls:.4f} ({self._where(status)})')
+                           f'mean {self.best_cls:.4f} ({_where(status)})')
             if self.runaway_windows >= self.patience:
                 raise StopTraining(
                     f'classification loss is running away: above {self.cls_runaway_factor}x its '
                     f'best window mean {self.best_cls:.4f} for {self.runaway_windows} windows '
-                    f'(now {cls:.4f}, {self._where(status)}); training stopped and '
-                    f'{self._kept()}. Lower LearningRate.base_lr or lengthen the warm-up; from '
-                    f'scratch, set PPYOLOEHead.static_target: hard (see README, small datasets); '
+                    f'(now {cls:.4f}, {_where(status)}); training stopped and '
+                    f'{_kept(self.trainer)}. Lower LearningRate.base_lr or lengthen the '
+                    f'warm-up; from scratch, set PPYOLOEHead.static_target: hard (see README, '
+                    f'small datasets); '
                     f'-o LossGuard.cls_runaway_factor=0 turns this check off.')
         else:
             self.runaway_windows = 0

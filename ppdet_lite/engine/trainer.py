@@ -21,7 +21,7 @@ from ppdet_lite.utils.logger import get_logger
 from .callbacks import ComposeCallback, EMAUpdater, LRStepper, StopTraining
 from .checkpointer import Checkpointer
 from .log_printer import LogPrinter
-from .loss_guard import LossGuard
+from .loss_guard import LossGuard, raise_if_weights_nonfinite
 from .stats import TrainingStats
 
 __all__ = ['Trainer']
@@ -88,7 +88,7 @@ class Trainer(object):
         self.last_checkpoint = None
         self.optimizer = None
         self.ema = None
-        self._eval_loader = None
+        self._eval = None
         self._extra_callbacks = []
 
         if mode == 'train':
@@ -216,35 +216,37 @@ class Trainer(object):
                              map_type=self.cfg.get('map_type', '11point'), classwise=classwise)
         raise ValueError(f"metric must be 'COCO' or 'VOC', got {metric!r}")
 
-    def _try_eval_batch(self, loader):
+    def _eval_step(self, data, metric):
+        with paddle.no_grad():
+            metric.update(data, self.model(data))
+
+    def _try_eval_batch(self, loader, metric):
         """Run the model on one evaluation batch before training, so that an evaluation that
         cannot work (an EvalReader size the model refuses, a metric that cannot read the batch)
         fails now rather than after the first ``snapshot_epoch`` epochs."""
         data = next(iter(loader))
         self.model.eval()
         try:
-            with paddle.no_grad():
-                outputs = self.model(data)
-            self._make_metric(self._eval_loader[1]).update(data, outputs)
+            self._eval_step(data, metric)
         except Exception as e:
             raise ValueError(f'--eval: the first evaluation batch fails, so evaluation would fail '
                              f'after training: {type(e).__name__}: {e}') from e
         finally:
+            metric.reset()
             self.model.train()
 
-    def evaluate(self, loader=None, dataset=None):
-        """Run the model over the eval loader and return the bbox AP (AP@[.5:.95] for COCO, mAP
-        for VOC); the metric prints its summary."""
+    def evaluate(self, loader=None, metric=None):
+        """Run the model over the eval loader (default: this trainer's) and return the bbox AP
+        (AP@[.5:.95] for COCO, mAP for VOC); the metric (default: one for this trainer's
+        dataset) starts from reset and prints its summary."""
         loader = loader or self.loader
-        dataset = dataset or self.dataset
-        metric = self._make_metric(dataset)
+        metric = metric or self._make_metric(self.dataset)
+        metric.reset()
         self.model.eval()
         tic, sample_num = time.time(), 0
-        with paddle.no_grad():
-            for data in loader:
-                outputs = self.model(data)
-                metric.update(data, outputs)
-                sample_num += int(data['im_id'].shape[0])
+        for data in loader:
+            self._eval_step(data, metric)
+            sample_num += int(data['im_id'].shape[0])
         self.eval_status = {'sample_num': sample_num, 'cost_time': time.time() - tic}
         metric.accumulate()
         metric.log()
@@ -280,11 +282,6 @@ class Trainer(object):
             return None
         return paddle.amp.GradScaler(init_loss_scaling=self.cfg.get('init_loss_scaling', 1024))
 
-    def _set_epoch(self, epoch_id):
-        """Shuffle order and augmentation of the coming pass are functions of the epoch, so a
-        resumed run replays exactly the batches of an uninterrupted one."""
-        self.loader.set_epoch(epoch_id)
-
     def train(self, validate=False):
         """Train from ``start_epoch`` to ``cfg.epoch``; with ``validate``, evaluate at every
         snapshot epoch and keep ``best_model``. Raises StopTraining if a LossGuard check fails
@@ -297,15 +294,15 @@ class Trainer(object):
             model = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         if self._nranks > 1:
             model = paddle.DataParallel(model)
-        if validate:
+        if validate and self._rank == 0:  # as PaddleDetection: one rank evaluates
             eval_dataset = cfg['EvalDataset'] = create('EvalDataset')()
-            self._eval_loader = (self._make_eval_loader(eval_dataset), eval_dataset)
-            if self._rank == 0:
-                self._try_eval_batch(self._eval_loader[0])
+            # built once: a COCO metric reads its annotation file when it is made
+            self._eval = (self._make_eval_loader(eval_dataset), self._make_metric(eval_dataset))
+            self._try_eval_batch(*self._eval)
         scaler = self._amp()
         callbacks = self._callbacks()
         stats = TrainingStats()
-        log_iter = max(int(cfg.get('log_iter', 20)), 1)
+        log_iter = cfg.get('log_iter', 20)
         steps_per_epoch = len(self.loader)
         status = {'mode': 'train', 'epoch_id': self.start_epoch, 'step_id': 0,
                   'steps_per_epoch': steps_per_epoch}
@@ -315,7 +312,9 @@ class Trainer(object):
         try:
             for epoch_id in range(self.start_epoch, cfg.epoch):
                 status.update(mode='train', epoch_id=epoch_id)
-                self._set_epoch(epoch_id)
+                # shuffle order and augmentation are functions of the epoch, so a resumed run
+                # replays exactly the batches of an uninterrupted one
+                self.loader.set_epoch(epoch_id)
                 callbacks.on_epoch_begin(status)
                 model.train()
                 tic = time.time()
@@ -327,7 +326,7 @@ class Trainer(object):
                     try:
                         outputs = self._step(model, data, scaler)
                     except Exception as e:
-                        self._explain_step_failure(e, global_step, status)
+                        raise_if_weights_nonfinite(self, e, global_step, status)
                         raise
                     status['learning_rate'] = self.optimizer.get_lr()
                     stats.update(outputs, data, global_step)
@@ -337,7 +336,7 @@ class Trainer(object):
                     status['outputs'] = outputs
                     callbacks.on_step_end(status)
                     tic = time.time()
-                self._end_epoch(status, callbacks, validate)
+                self._end_epoch(status, callbacks)
         except StopTraining as e:
             logger.error(str(e))
             raise
@@ -358,37 +357,19 @@ class Trainer(object):
         self.optimizer.clear_grad()
         return outputs
 
-    def _explain_step_failure(self, error, global_step, status):
-        """A step that raised because the weights went non-finite (Paddle's CPU kernels reject
-        NaN inputs, e.g. in the BCE of the classification loss, before any loss is NaN) becomes
-        a StopTraining like a NaN loss; other errors pass through unchanged."""
-        bad = [name for name, value in self.model.state_dict().items()
-               if value.dtype in (paddle.float16, paddle.float32, paddle.float64)
-               and not bool(paddle.isfinite(value).all())]
-        if not bad:
-            return
-        last = self.last_checkpoint
-        kept = f'the last good checkpoint is {last}' if last else 'no checkpoint had been written yet'
-        raise StopTraining(
-            f'training stopped at iteration {global_step} (epoch {status["epoch_id"]}, step '
-            f'{status["step_id"] + 1}/{status["steps_per_epoch"]}): {len(bad)} weight tensors are '
-            f'no longer finite (first: {bad[0]}), so the step failed ({type(error).__name__}); '
-            f'{kept}. Lower LearningRate.base_lr, lengthen the warm-up or set '
-            f'OptimizerBuilder.clip_grad_by_norm.') from error
-
-    def _end_epoch(self, status, callbacks, validate):
+    def _end_epoch(self, status, callbacks):
         cfg = self.cfg
         epoch_id = status['epoch_id']
         snapshot = (epoch_id + 1) % cfg.get('snapshot_epoch', 1) == 0 or epoch_id == cfg.epoch - 1
+        status['snapshot'] = snapshot
         if snapshot and self.ema is not None:
             # checkpoints and evaluation use the EMA weights; training continues on the raw ones
             status['raw_state'] = {k: v.clone() for k, v in self.model.state_dict().items()}
             self.model.set_state_dict(self.ema.apply())
             status['ema_state'] = self.model.state_dict()
         callbacks.on_epoch_end(status)
-        if validate and snapshot and self._rank == 0:  # as PaddleDetection: one rank evaluates
-            loader, dataset = self._eval_loader
-            status['bbox_ap'] = self.evaluate(loader, dataset)
+        if snapshot and self._eval is not None:
+            status['bbox_ap'] = self.evaluate(*self._eval)
             status.update(self.eval_status, mode='eval', save_best_model=True)
             callbacks.on_epoch_end(status)
             status.update(mode='train', save_best_model=False)
