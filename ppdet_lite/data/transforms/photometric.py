@@ -100,21 +100,28 @@ class RandomDistort(BaseOperator):
     _RGB2YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.321], [0.211, -0.523, 0.311]])
     _YIQ2RGB = np.array([[1.0, 0.956, 0.621], [1.0, -0.272, -0.647], [1.0, -1.107, 1.705]])
 
-    def apply_hue(self, img):
-        low, high, prob = self.hue
+    @staticmethod
+    def _draw(spec):
+        """``delta`` for a change ``[low, high, prob]``, or None when the change is skipped
+        (the skip draw comes first, as in PaddleDetection, so the random streams agree)."""
+        low, high, prob = spec
         if np.random.uniform(0., 1.) < prob:
+            return None
+        return np.random.uniform(low, high)
+
+    def apply_hue(self, img):
+        delta = self._draw(self.hue)
+        if delta is None:
             return img
-        delta = np.random.uniform(low, high)
         u, w = np.cos(delta * np.pi), np.sin(delta * np.pi)
         rotation = np.array([[1.0, 0.0, 0.0], [0.0, u, -w], [0.0, w, u]])
         t = np.dot(np.dot(self._YIQ2RGB, rotation), self._RGB2YIQ).T.astype(np.float32)
         return np.dot(img.astype(np.float32), t)
 
     def apply_saturation(self, img):
-        low, high, prob = self.saturation
-        if np.random.uniform(0., 1.) < prob:
+        delta = self._draw(self.saturation)
+        if delta is None:
             return img
-        delta = np.random.uniform(low, high)
         img = img.astype(np.float32)
         grey = (img * np.array([[[0.299, 0.587, 0.114]]], dtype=np.float32)).sum(
             axis=2, keepdims=True)
@@ -124,19 +131,17 @@ class RandomDistort(BaseOperator):
         return img
 
     def apply_contrast(self, img):
-        low, high, prob = self.contrast
-        if np.random.uniform(0., 1.) < prob:
+        delta = self._draw(self.contrast)
+        if delta is None:
             return img
-        delta = np.random.uniform(low, high)
         img = img.astype(np.float32)
         img *= delta
         return img
 
     def apply_brightness(self, img):
-        low, high, prob = self.brightness
-        if np.random.uniform(0., 1.) < prob:
+        delta = self._draw(self.brightness)
+        if delta is None:
             return img
-        delta = np.random.uniform(low, high)
         img = img.astype(np.float32)
         img += delta
         return img
