@@ -1,13 +1,17 @@
-"""Label assigners: which anchors are positives for which GT box, and their training targets.
+"""Label assigners: which priors are positives for which GT box, and their training targets.
 
-Every assigner is batched over images (GT padded to ``n`` slots, ``pad_gt_mask`` marks the real
-ones), runs without gradients and returns an ``AssignResult`` triple
-``(assigned_labels [B, L], assigned_bboxes [B, L, 4], assigned_scores [B, L, C])``.
+Every assigner implements ``assign(priors, gts, preds=None) -> AssignResult`` (see ``base``),
+batched over images with GT padded to ``n`` slots, without gradients.
 """
 
-from .base import AssignResult, background_result, build_result
+from .base import (BACKGROUND, IGNORED, AssignResult, BaseAssigner, GTs, Preds, Priors,
+                   background_result, build_result, build_result_from_rows)
+from .conflicts import resolve_conflicts, resolve_conflicts_pairs
+from .ordering import arg_best, order_key, topk_lowest_index
 from .atss_assigner import ATSSAssigner
 from .task_aligned_assigner import TaskAlignedAssigner
 
-__all__ = ['AssignResult', 'background_result', 'build_result', 'ATSSAssigner',
-           'TaskAlignedAssigner']
+__all__ = ['BACKGROUND', 'IGNORED', 'AssignResult', 'BaseAssigner', 'GTs', 'Preds', 'Priors',
+           'background_result', 'build_result', 'build_result_from_rows', 'resolve_conflicts',
+           'resolve_conflicts_pairs', 'arg_best', 'order_key', 'topk_lowest_index',
+           'ATSSAssigner', 'TaskAlignedAssigner']

@@ -34,7 +34,7 @@ import paddle.nn as nn
 from ppdet_lite.core.workspace import register
 from ..bbox_utils import bbox_area, bbox_center, bbox_iou
 from ..checks import check_bool, check_int, check_number, check_tensor
-from .base import background_result, build_result
+from .base import GTs, background_result, build_result_from_rows
 from .gt_check import check_gt_inputs, gt_probe, raise_for_probe
 from .utils import (PRED_IOU_EPS, anchor_levels, on_simd_body, points_in_boxes, resolve_conflicts,
                     to_host)
@@ -127,8 +127,7 @@ class ATSSAssigner(nn.Layer):
         batch_size, num_gts = gt_bboxes.shape[:2]
         num_anchors = anchor_bboxes.shape[0]
         if num_gts == 0:
-            return background_result(batch_size, num_anchors, self.num_classes, bg_index,
-                                     gt_labels.dtype)
+            return background_result(batch_size, num_anchors, self.num_classes, gt_labels.dtype)[:3]
 
         gt_boxes = gt_bboxes.reshape([-1, 4])
         is_real = pad_gt_mask.reshape([-1]) > 0
@@ -153,7 +152,7 @@ class ATSSAssigner(nn.Layer):
         if self.force_gt_matching:
             assigned = self._force_gt_matching(assigned, levels, anchor_bboxes, gt_bboxes, is_real)
         pos_score = self._scores(assigned, gt_boxes, gt_scores, pred_bboxes)
-        return build_result(assigned, pos_score, gt_labels, gt_bboxes, bg_index, self.num_classes)
+        return build_result_from_rows(assigned, pos_score, GTs(gt_labels, gt_bboxes, pad_gt_mask), self.num_classes)[:3]
 
     def _check_inputs(self, anchor_bboxes, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
                       gt_scores, pred_bboxes):

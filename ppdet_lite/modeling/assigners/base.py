@@ -1,87 +1,184 @@
-"""The result every label assigner returns, and how it is built from a per-anchor GT choice.
+"""The label-assignment interface every assigner implements, and the result it returns.
 
-Notation used by all assigners: ``B`` images, ``n`` GT slots per image (padded, ``pad_gt_mask``
-marks the real ones), ``L`` anchors over all FPN levels, ``C`` classes. A GT is addressed by its
-*row* ``b * n + g`` in the flattened ``[B * n]`` GT list, an anchor of an image by its *flat index*
-``b * L + a``.
+    result = assigner.assign(priors, gts, preds=None)
+
+Notation: ``B`` images, ``n`` GT slots per image (padded; ``gts.mask`` marks the real ones), ``L``
+priors (anchor points / boxes) over all FPN levels, ``C`` classes. Every assigner is batched over
+images, runs without gradients, and returns an ``AssignResult`` whose ``gt_index [B, L]`` says which
+GT slot each prior was given (-1 background, -2 ignored). Labels, boxes and soft scores follow from
+``gt_index`` through ``build_result``, the same way for every assigner.
+
+Conventions fixed here so that assigners differ only in their rule:
+- boxes x1y1x2y2 in input-image pixels; strides in pixels;
+- the background label is ``num_classes`` (PaddleDetection's ``bg_index``);
+- a background or ignored prior carries the box of its image's GT slot 0 in ``assigned_bboxes``
+  (PaddleDetection's argmax over an all-zero mask gives slot 0; losses must use positives only),
+  label ``num_classes`` and all-zero scores.
 """
 
 from collections import namedtuple
 
 import paddle
+import paddle.nn as nn
+import paddle.nn.functional as F
 
-__all__ = ['AssignResult', 'background_result', 'build_result']
+__all__ = ['Priors', 'GTs', 'Preds', 'AssignResult', 'BaseAssigner', 'BACKGROUND', 'IGNORED',
+           'build_result', 'background_result', 'build_result_from_rows']
+
+# gt_index values of priors without a GT.
+BACKGROUND = -1
+IGNORED = -2
 
 
-_Fields = namedtuple('AssignResult', ['assigned_labels', 'assigned_bboxes', 'assigned_scores'])
+class Priors(namedtuple('Priors', ['points', 'boxes', 'strides', 'num_anchors_list',
+                                   'level_shapes'])):
+    """The priors of one input size, shared by all images of the batch; all on the device.
 
-
-class AssignResult(_Fields):
-    """Targets for every anchor; unpacks as PaddleDetection's ``(labels, bboxes, scores)`` triple.
-
-    - ``assigned_labels [B, L]``, dtype of ``gt_labels`` (int32 or int64): class of the assigned GT,
-      ``bg_index`` for background anchors.
-    - ``assigned_bboxes [B, L, 4]`` float32, x1y1x2y2 in the units of ``gt_bboxes``: the assigned
-      GT box. Background anchors carry their image's first GT slot, as in PaddleDetection (a loss
-      must mask them).
-    - ``assigned_scores [B, L, C]`` float32: soft one-hot target, zero for background anchors. The
-      ``bg_index`` column of the ``C + 1`` one-hot is dropped (PaddleDetection's convention).
+    - ``points [L, 2]`` float32: prior centres (x, y), pixels.
+    - ``boxes [L, 4]`` float32: prior boxes x1y1x2y2, pixels (PP-YOLOE: a square of side
+      ``grid_cell_scale * stride`` centred on the point; ATSS, MaxIoU and YOLOv3 matching use them).
+    - ``strides [L]`` float32: stride of each prior's FPN level, pixels.
+    - ``num_anchors_list`` list[int]: priors per level, levels in order (``sum == L``).
+    - ``level_shapes`` list[(int, int)]: (rows, cols) of each level's grid; level ``i``'s prior
+      ``start_i + r * cols + c`` sits in row r, column c (row-major, as the head flattens maps).
     """
     __slots__ = ()
 
 
-def background_result(batch_size, num_anchors, num_classes, bg_index, label_dtype):
-    """All anchors background: what an assigner returns when the batch has no GT slot at all."""
+class GTs(namedtuple('GTs', ['labels', 'bboxes', 'mask', 'scores'])):
+    """Padded ground truth of a batch (PaddleDetection's ``gt_class``, ``gt_bbox``,
+    ``pad_gt_mask``, ``gt_score``).
+
+    - ``labels [B, n, 1]`` int32 or int64: class ids in ``[0, C)`` for real slots.
+    - ``bboxes [B, n, 4]`` float32: x1y1x2y2, pixels.
+    - ``mask [B, n, 1]`` float32: 1 for a real GT, 0 for padding (padded slots hold anything).
+    - ``scores [B, n, 1]`` float32 or None: per-GT target score (e.g. mixup weights); None is 1.
+    """
+    __slots__ = ()
+
+    def __new__(cls, labels, bboxes, mask, scores=None):
+        return super().__new__(cls, labels, bboxes, mask, scores)
+
+
+class Preds(namedtuple('Preds', ['scores', 'bboxes'])):
+    """Detached predictions for prediction-dependent assigners.
+
+    - ``scores [B, L, C]`` float32: class probabilities (after sigmoid), in [0, 1].
+    - ``bboxes [B, L, 4]`` float32: decoded boxes x1y1x2y2, pixels.
+    """
+    __slots__ = ()
+
+
+class AssignResult(namedtuple('AssignResult', ['assigned_labels', 'assigned_bboxes',
+                                               'assigned_scores', 'gt_index', 'ignore_mask'])):
+    """Targets of every prior. The first three fields are PaddleDetection's triple.
+
+    - ``assigned_labels [B, L]``, dtype of ``gts.labels``: class of the assigned GT, ``num_classes``
+      (the background index) for background and ignored priors.
+    - ``assigned_bboxes [B, L, 4]`` float32, pixels: the assigned GT box (slot 0's box for
+      background and ignored priors, see the module docstring).
+    - ``assigned_scores [B, L, C]`` float32: soft one-hot classification target; zero rows for
+      background and ignored priors.
+    - ``gt_index [B, L]`` int64: assigned GT slot in ``[0, n)``, ``BACKGROUND`` (-1) or
+      ``IGNORED`` (-2).
+    - ``ignore_mask [B, L]`` bool: ``gt_index == IGNORED``; losses leave these priors out of every
+      term (an assigner's ignore band, or a sampler's unsampled priors).
+    """
+    __slots__ = ()
+
+    @property
+    def positive_mask(self):
+        """``[B, L]`` bool: priors with a GT."""
+        return self.gt_index >= 0
+
+
+class BaseAssigner(nn.Layer):
+    """Base class of the assigners.
+
+    Subclasses implement ``assign`` and set ``needs_preds`` (True when ``assign`` cannot work
+    without ``preds``). ``num_classes`` is ``C``; the background label is ``C``.
+    """
+    __shared__ = ['num_classes']
+    needs_preds = False
+
+    def __init__(self, num_classes=80):
+        super().__init__()
+        self.num_classes = num_classes
+
+    def assign(self, priors, gts, preds=None):
+        """Assign priors to GT boxes.
+
+        Args:
+            priors (Priors): the priors, see ``Priors``.
+            gts (GTs): padded GT boxes, see ``GTs``.
+            preds (Preds|None): detached predictions; required when ``needs_preds``.
+        Returns:
+            AssignResult.
+        """
+        raise NotImplementedError(f'{type(self).__name__} does not implement assign()')
+
+
+def background_result(batch_size, num_priors, num_classes, label_dtype):
+    """Every prior background (what an assigner returns when there is no GT slot at all)."""
     return AssignResult(
-        paddle.full([batch_size, num_anchors], bg_index, dtype=label_dtype),
-        paddle.zeros([batch_size, num_anchors, 4], dtype='float32'),
-        paddle.zeros([batch_size, num_anchors, num_classes], dtype='float32'))
+        paddle.full([batch_size, num_priors], num_classes, dtype=label_dtype),
+        paddle.zeros([batch_size, num_priors, 4], dtype='float32'),
+        paddle.zeros([batch_size, num_priors, num_classes], dtype='float32'),
+        paddle.full([batch_size, num_priors], BACKGROUND, dtype='int64'),
+        paddle.zeros([batch_size, num_priors], dtype='bool'))
 
 
-def build_result(assigned_gt, pos_score, gt_labels, gt_bboxes, bg_index, num_classes):
-    """Turn each anchor's assigned GT into labels, boxes and soft scores.
+def build_result(gt_index, gts, num_classes, pos_scores=None):
+    """Targets from each prior's GT slot; dense, no host synchronisation.
 
     Args:
-        assigned_gt (Tensor): ``[B * L]`` int64, GT row of each anchor, -1 for background.
-        pos_score (Tensor|None): ``[P]`` float32 soft score of each positive anchor, in the order of
-            ``paddle.nonzero(assigned_gt >= 0)``; None means 1.
-        gt_labels (Tensor): ``[B, n, 1]`` int32 or int64.
-        gt_bboxes (Tensor): ``[B, n, 4]`` float32.
-        bg_index (int): label written for background anchors.
-        num_classes (int): ``C``.
+        gt_index (Tensor): ``[B, L]`` int64, slot in ``[0, n)``, ``BACKGROUND`` or ``IGNORED``.
+        gts (GTs): the GT batch ``gt_index`` points into.
+        num_classes (int): C, also the background label.
+        pos_scores (Tensor|None): ``[B, L]`` float32 soft score of each prior's target (e.g. an
+            IoU); read at positives only. None means ``gts.scores`` (or 1 without them).
     Returns:
         AssignResult.
     """
-    batch_size, num_gts = gt_bboxes.shape[:2]
-    num_anchors = assigned_gt.shape[0] // batch_size
+    batch_size, num_gts = gts.bboxes.shape[:2]
+    num_priors = gt_index.shape[1]
+    if num_gts == 0:
+        return background_result(batch_size, num_priors, num_classes, gts.labels.dtype)
+    is_pos = gt_index >= 0
+    slot = paddle.clip(gt_index, min=0)
+    labels = paddle.take_along_axis(gts.labels.squeeze(-1), slot, axis=1)
+    labels = paddle.where(is_pos, labels, paddle.full_like(labels, num_classes))
+    bboxes = paddle.take_along_axis(gts.bboxes, slot.unsqueeze(-1).tile([1, 1, 4]), axis=1)
+    if pos_scores is None:
+        pos_scores = (paddle.ones([batch_size, num_priors], dtype='float32') if gts.scores is None
+                      else paddle.take_along_axis(gts.scores.squeeze(-1), slot, axis=1))
+    pos_scores = paddle.where(is_pos, pos_scores.astype('float32'), paddle.zeros_like(pos_scores))
+    one_hot = F.one_hot(labels.astype('int64'), num_classes + 1)[..., :num_classes]
+    scores = one_hot * pos_scores.unsqueeze(-1)
+    return AssignResult(labels, bboxes, scores, gt_index, gt_index == IGNORED)
+
+
+def build_result_from_rows(assigned_gt, pos_score, gts, num_classes):
+    """``build_result`` for assigners that produce GT *rows* and positive-only scores.
+
+    Args:
+        assigned_gt (Tensor): ``[B * L]`` int64, GT row ``b * n + g`` of each prior, -1 for
+            background.
+        pos_score (Tensor|None): ``[P]`` float32 soft score of each positive prior, in the order of
+            ``paddle.nonzero(assigned_gt >= 0)``; None means ``gts.scores`` (or 1).
+        gts (GTs), num_classes (int): see ``build_result``.
+    Returns:
+        AssignResult.
+    """
+    batch_size, num_gts = gts.bboxes.shape[:2]
+    num_priors = assigned_gt.shape[0] // batch_size
     is_pos = assigned_gt >= 0
-    image_of_anchor = paddle.arange(assigned_gt.shape[0], dtype='int64') // num_anchors
-    # Background anchors point at their image's first GT slot: PaddleDetection takes the argmax of
-    # an all-zero positive mask there, which is slot 0.
-    gt_row = paddle.where(is_pos, assigned_gt, image_of_anchor * num_gts)
-
-    labels = paddle.gather(gt_labels.flatten(), gt_row)
-    labels = paddle.where(is_pos, labels, paddle.full_like(labels, bg_index))
-    bboxes = paddle.gather(gt_bboxes.reshape([-1, 4]), gt_row)
-
-    scores = paddle.zeros([assigned_gt.shape[0] * num_classes], dtype='float32')
-    pos_anchor = paddle.nonzero(is_pos).flatten()
-    if pos_anchor.shape[0] > 0:
-        pos_label = paddle.gather(labels, pos_anchor).astype('int64')
-        if pos_score is None:
-            pos_score = paddle.ones([pos_anchor.shape[0]], dtype='float32')
-        # One-hot over C + 1 classes with the bg_index column removed: labels above bg_index move
-        # one column left, a label equal to bg_index has no column.
-        has_column = pos_label != bg_index
-        column = pos_label - (pos_label > bg_index).astype('int64')
-        keep = paddle.nonzero(has_column).flatten()
-        if keep.shape[0] > 0:
-            index = paddle.gather(pos_anchor * num_classes + column, keep)
-            # In place: scores is this function's own fresh tensor, and copying B * L * C floats
-            # would cost more than the scatter.
-            values = paddle.gather(pos_score, keep).astype('float32')
-            scores = paddle.scatter_(scores, index, values)
-
-    return AssignResult(labels.reshape([batch_size, num_anchors]),
-                        bboxes.reshape([batch_size, num_anchors, 4]),
-                        scores.reshape([batch_size, num_anchors, num_classes]))
+    gt_index = paddle.where(is_pos, assigned_gt % max(num_gts, 1), assigned_gt)
+    scores = None
+    if pos_score is not None:
+        pos_prior = paddle.nonzero(is_pos).flatten()
+        scores = paddle.zeros([assigned_gt.shape[0]], dtype='float32')
+        if pos_prior.shape[0] > 0:
+            scores = paddle.scatter(scores, pos_prior, pos_score.astype('float32'))
+        scores = scores.reshape([batch_size, num_priors])
+    return build_result(gt_index.reshape([batch_size, num_priors]), gts, num_classes, scores)

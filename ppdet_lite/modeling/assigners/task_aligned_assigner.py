@@ -31,7 +31,7 @@ import paddle.nn as nn
 from ppdet_lite.core.workspace import register
 from ..bbox_utils import bbox_center, bbox_iou
 from ..checks import check_bool, check_int, check_number, check_tensor
-from .base import background_result, build_result
+from .base import GTs, background_result, build_result_from_rows
 from .gt_check import check_gt_inputs, gt_probe, raise_for_probe
 from .utils import (INSIDE_EPS, PRED_IOU_EPS, anchor_levels, concat_1d, ieee_divide,
                     max_per_segment, on_simd_body, points_in_boxes, ragged_ranges,
@@ -101,8 +101,7 @@ class TaskAlignedAssigner(nn.Layer):
                            gt_bboxes, pad_gt_mask)
         batch_size, num_anchors, num_classes = pred_scores.shape
         if gt_bboxes.shape[1] == 0:
-            return background_result(batch_size, num_anchors, num_classes, bg_index,
-                                     gt_labels.dtype)
+            return background_result(batch_size, num_anchors, num_classes, gt_labels.dtype)[:3]
 
         gts = _GTs(gt_labels, gt_bboxes, pad_gt_mask)
         preds = _Predictions(pred_scores, pred_bboxes)
@@ -117,7 +116,7 @@ class TaskAlignedAssigner(nn.Layer):
                                                 anchor_points, gts, preds)
         assigned = resolve_conflicts(pos_row, pos_anchor, gt_bboxes, pred_bboxes, PRED_IOU_EPS)
         pos_score = self._normalised_scores(assigned, gts, preds)
-        return build_result(assigned, pos_score, gt_labels, gt_bboxes, bg_index, num_classes)
+        return build_result_from_rows(assigned, pos_score, GTs(gt_labels, gt_bboxes, pad_gt_mask), num_classes)[:3]
 
     def _check_inputs(self, pred_scores, pred_bboxes, anchor_points, num_anchors_list,
                       gt_labels, gt_bboxes, pad_gt_mask):
