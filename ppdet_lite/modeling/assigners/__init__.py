@@ -5,13 +5,13 @@ batched over images with GT padded to ``n`` slots, without gradients.
 """
 
 from .base import (BACKGROUND, IGNORED, AssignResult, BaseAssigner, GTs, Preds, Priors,
-                   background_result, build_result, build_result_from_rows)
+                   background_result, build_result, build_result_from_rows, grid_priors)
 from .conflicts import resolve_conflicts, resolve_conflicts_pairs
 from .ordering import arg_best, order_key, topk_lowest_index
 from .atss_assigner import ATSSAssigner
 from .task_aligned_assigner import TaskAlignedAssigner
 
 __all__ = ['BACKGROUND', 'IGNORED', 'AssignResult', 'BaseAssigner', 'GTs', 'Preds', 'Priors',
-           'background_result', 'build_result', 'build_result_from_rows', 'resolve_conflicts',
+           'grid_priors', 'background_result', 'build_result', 'build_result_from_rows', 'resolve_conflicts',
            'resolve_conflicts_pairs', 'arg_best', 'order_key', 'topk_lowest_index',
            'ATSSAssigner', 'TaskAlignedAssigner']

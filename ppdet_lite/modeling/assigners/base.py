@@ -22,7 +22,9 @@ import paddle
 import paddle.nn as nn
 import paddle.nn.functional as F
 
-__all__ = ['Priors', 'GTs', 'Preds', 'AssignResult', 'BaseAssigner', 'BACKGROUND', 'IGNORED',
+from ..bbox_utils import generate_anchors_for_grid_cell
+
+__all__ = ['Priors', 'grid_priors', 'GTs', 'Preds', 'AssignResult', 'BaseAssigner', 'BACKGROUND', 'IGNORED',
            'build_result', 'background_result', 'build_result_from_rows']
 
 # gt_index values of priors without a GT.
@@ -43,6 +45,26 @@ class Priors(namedtuple('Priors', ['points', 'boxes', 'strides', 'num_anchors_li
       ``start_i + r * cols + c`` sits in row r, column c (row-major, as the head flattens maps).
     """
     __slots__ = ()
+
+
+def grid_priors(level_shapes, fpn_strides, grid_cell_scale=5.0, grid_cell_offset=0.5):
+    """PP-YOLOE's priors: one per feature-map cell, a square box of ``grid_cell_scale`` strides.
+
+    Args:
+        level_shapes (list[(int, int)]): (rows, cols) of each level's feature map.
+        fpn_strides (list[int]): stride of each level, pixels (same order).
+        grid_cell_scale (float): prior box side in strides.
+        grid_cell_offset (float): prior centre inside its cell, in strides (0.5: the cell centre).
+    Returns:
+        Priors.
+    Raises:
+        ValueError: not one stride per level.
+    """
+    level_shapes = [(int(h), int(w)) for h, w in level_shapes]
+    shapes = [paddle.zeros([1, 1, h, w]) for h, w in level_shapes]
+    boxes, points, num_anchors_list, strides = generate_anchors_for_grid_cell(
+        shapes, fpn_strides, grid_cell_scale, grid_cell_offset)
+    return Priors(points, boxes, strides.reshape([-1]), num_anchors_list, level_shapes)
 
 
 class GTs(namedtuple('GTs', ['labels', 'bboxes', 'mask', 'scores'])):
