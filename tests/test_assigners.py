@@ -454,7 +454,7 @@ def test_batched_equals_per_image():
             alone[key] = d[key][b:b + 1]
         single = [run_atss(atss, alone, pred_bboxes=alone['pred_bboxes']), run_tal(tal, alone)]
         for batched, one in zip(together, single):
-            for part_of_batch, part_alone in zip(batched, one):
+            for part_of_batch, part_alone in zip(batched[:3], one[:3]):
                 np.testing.assert_array_equal(part_of_batch.numpy()[b], part_alone.numpy()[0])
 
 
@@ -484,3 +484,30 @@ def test_label_dtypes(dtype):
         assert result[0].dtype == d['gt_labels'].dtype
         for a, b in zip(result, expected):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_assign_and_forward_adapter_agree():
+    """``assign`` (the interface) and ``forward`` (PaddleDetection's positional adapter) give the
+    same targets; the adapter's fourth value ``mask_positive [B, n, L]`` marks slot gt_index."""
+    from ppdet_lite.modeling.assigners import GTs, Preds, Priors
+    rng = np.random.default_rng(21)
+    d = random_batch(rng, num_gts=6, num_classes=BG)
+    priors = Priors(d['points'], d['anchors'], None, d['counts'], None)
+    gts = GTs(d['gt_labels'], d['gt_bboxes'], d['pad_gt_mask'])
+    preds = Preds(d['pred_scores'], d['pred_bboxes'])
+    cases = [(ATSSAssigner(num_classes=BG).assign(priors, gts, preds),
+              run_atss(ATSSAssigner(num_classes=BG), d, pred_bboxes=d['pred_bboxes'])),
+             (TaskAlignedAssigner(num_classes=BG).assign(priors, gts, preds),
+              run_tal(TaskAlignedAssigner(), d))]
+    for result, adapter in cases:
+        assert len(adapter) == 4
+        for a, b in zip(result[:3], adapter[:3]):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        gt_index, mask_positive = result.gt_index.numpy(), adapter[3].numpy()
+        assert mask_positive.shape == (3, 6, 336) and mask_positive.dtype == np.float32
+        for b in range(3):
+            for g in range(6):
+                np.testing.assert_array_equal(mask_positive[b, g], gt_index[b] == g)
+        labels = result.assigned_labels.numpy()
+        np.testing.assert_array_equal(labels != BG, gt_index >= 0)
+        assert (gt_index >= -1).all() and not result.ignore_mask.numpy().any()

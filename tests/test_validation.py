@@ -285,9 +285,9 @@ def test_is_close_gt_takes_anchors_near_the_gt_centre():
     scores = (np.arange(16, dtype='float32') + 1) / 20  # anchor a scores (a + 1) / 20
     pred_scores = T(np.stack([scores, np.zeros(16, 'float32')], -1)[None])
     args = (pred_scores, pred_bboxes, points, nums, T([[[0]]]), gt, T([[[1.]]]))
-    labels, _, assigned = TaskAlignedAssigner(topk=13)(*args, bg_index=2)
+    labels, _, assigned = TaskAlignedAssigner(topk=13)(*args, bg_index=2)[:3]
     assert (labels.numpy() == 2).all()
-    labels, _, assigned = TaskAlignedAssigner(topk=4, is_close_gt=True)(*args, bg_index=2)
+    labels, _, assigned = TaskAlignedAssigner(topk=4, is_close_gt=True)(*args, bg_index=2)[:3]
     # the 4 best close anchors: 14, 13, 11, 10 (15 and 12 score more but are corners)
     assert np.nonzero(labels.numpy()[0] == 0)[0].tolist() == [10, 11, 13, 14]
     # targets t / max t * max IoU = score / 0.75

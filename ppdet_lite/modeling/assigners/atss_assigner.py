@@ -29,13 +29,13 @@ import math
 from collections import namedtuple
 
 import paddle
-import paddle.nn as nn
 
 from ppdet_lite.core.workspace import register
 from ..bbox_utils import bbox_area, bbox_center, bbox_iou
 from ..checks import check_bool, check_int, check_number, check_tensor
-from .base import GTs, background_result, build_result_from_rows
+from .base import BaseAssigner, GTs, background_result, build_result_from_rows
 from .gt_check import check_gt_inputs, gt_probe, raise_for_probe
+from .ppdet_outputs import ppdet_outputs
 from .utils import (PRED_IOU_EPS, anchor_levels, on_simd_body, points_in_boxes, resolve_conflicts,
                     to_host)
 
@@ -59,7 +59,7 @@ its centre inside the GT."""
 
 
 @register
-class ATSSAssigner(nn.Layer):
+class ATSSAssigner(BaseAssigner):
     """Adaptive Training Sample Selection assigner.
 
     Args:
@@ -75,10 +75,10 @@ class ATSSAssigner(nn.Layer):
         TypeError, ValueError: an argument of the wrong type or out of range (topk >= 1,
             num_classes >= 1, eps >= 0).
     """
-    __shared__ = ['num_classes']
+    needs_preds = False
 
     def __init__(self, topk=9, num_classes=80, force_gt_matching=False, eps=1e-9, sm_use=False):
-        super().__init__()
+        super().__init__(num_classes)
         owner = type(self).__name__
         check_int(owner, 'topk', topk, minimum=1)
         check_int(owner, 'num_classes', num_classes, minimum=1)
@@ -97,9 +97,28 @@ class ATSSAssigner(nn.Layer):
         self.window_half = int((math.sqrt(2) * block - 1) / 2) + 1
 
     @paddle.no_grad()
+    def assign(self, priors, gts, preds=None):
+        """Assign priors to GT boxes (see ``base.BaseAssigner.assign``).
+
+        Args:
+            priors (Priors): ``priors.boxes [L, 4]`` are the anchors.
+            gts (GTs): padded GT; ``gts.scores`` are the positives' target scores when ``preds``
+                is None.
+            preds (Preds|None): when given, ``preds.bboxes [B, L, 4]`` (pixels) make each
+                positive's target score its predicted box's IoU with its GT.
+        Returns:
+            AssignResult.
+        Raises:
+            TypeError, ValueError: see ``forward``.
+        """
+        return self._assign(priors.boxes, priors.num_anchors_list, gts.labels, gts.bboxes,
+                            gts.mask, self.num_classes, gts.scores,
+                            None if preds is None else preds.bboxes)
+
+    @paddle.no_grad()
     def forward(self, anchor_bboxes, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask, bg_index,
                 gt_scores=None, pred_bboxes=None):
-        """Assign anchors to GT boxes.
+        """PaddleDetection 2.6's positional interface (an adapter of ``assign``).
 
         Args:
             anchor_bboxes (Tensor): ``[L, 4]`` float32 anchor boxes x1y1x2y2, pixels, levels in
@@ -114,20 +133,28 @@ class ATSSAssigner(nn.Layer):
             pred_bboxes (Tensor|None): ``[B, L, 4]`` float32 predicted boxes in the pixels of
                 ``gt_bboxes`` (PPYOLOEHead passes its decoded boxes times the stride).
         Returns:
-            AssignResult: ``(assigned_labels [B, L], assigned_bboxes [B, L, 4],
-            assigned_scores [B, L, C])``, see ``base.AssignResult``.
+            tuple: ``(assigned_labels [B, L], assigned_bboxes [B, L, 4], assigned_scores
+            [B, L, C], mask_positive [B, n, L] float32)`` as PaddleDetection 2.6 returns them
+            (``mask_positive[b, g, l]`` is 1 where prior l is assigned to slot g); only the first
+            three when ``n == 0``.
         Raises:
             TypeError, ValueError: inputs of the wrong shape or dtype, anchors not matching
                 ``num_anchors_list``, a real GT whose class is not in ``[0, num_classes)``
                 (more exactly: not in ``[0, num_classes]`` or equal to ``bg_index``) or whose box
                 is not finite.
         """
+        result = self._assign(anchor_bboxes, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
+                              bg_index, gt_scores, pred_bboxes)
+        return ppdet_outputs(result, gt_bboxes.shape[1])
+
+    def _assign(self, anchor_bboxes, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
+                bg_index, gt_scores, pred_bboxes):
         self._check_inputs(anchor_bboxes, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
                            gt_scores, pred_bboxes)
         batch_size, num_gts = gt_bboxes.shape[:2]
         num_anchors = anchor_bboxes.shape[0]
         if num_gts == 0:
-            return background_result(batch_size, num_anchors, self.num_classes, gt_labels.dtype)[:3]
+            return background_result(batch_size, num_anchors, self.num_classes, gt_labels.dtype)
 
         gt_boxes = gt_bboxes.reshape([-1, 4])
         is_real = pad_gt_mask.reshape([-1]) > 0
@@ -152,7 +179,8 @@ class ATSSAssigner(nn.Layer):
         if self.force_gt_matching:
             assigned = self._force_gt_matching(assigned, levels, anchor_bboxes, gt_bboxes, is_real)
         pos_score = self._scores(assigned, gt_boxes, gt_scores, pred_bboxes)
-        return build_result_from_rows(assigned, pos_score, GTs(gt_labels, gt_bboxes, pad_gt_mask), self.num_classes)[:3]
+        return build_result_from_rows(assigned, pos_score, GTs(gt_labels, gt_bboxes, pad_gt_mask),
+                                      self.num_classes)
 
     def _check_inputs(self, anchor_bboxes, num_anchors_list, gt_labels, gt_bboxes, pad_gt_mask,
                       gt_scores, pred_bboxes):

@@ -26,13 +26,13 @@ so such a GT is ranked over its whole row, the very row PaddleDetection ranks.
 """
 
 import paddle
-import paddle.nn as nn
 
 from ppdet_lite.core.workspace import register
 from ..bbox_utils import bbox_center, bbox_iou
 from ..checks import check_bool, check_int, check_number, check_tensor
-from .base import GTs, background_result, build_result_from_rows
+from .base import BaseAssigner, GTs, background_result, build_result_from_rows
 from .gt_check import check_gt_inputs, gt_probe, raise_for_probe
+from .ppdet_outputs import ppdet_outputs
 from .utils import (INSIDE_EPS, PRED_IOU_EPS, anchor_levels, concat_1d, ieee_divide,
                     max_per_segment, on_simd_body, points_in_boxes, ragged_ranges,
                     resolve_conflicts, to_host)
@@ -46,7 +46,7 @@ CLOSE_MAX_DIST = 2.0
 
 
 @register
-class TaskAlignedAssigner(nn.Layer):
+class TaskAlignedAssigner(BaseAssigner):
     """Task-aligned assigner.
 
     Args:
@@ -56,15 +56,18 @@ class TaskAlignedAssigner(nn.Layer):
         eps (float): added to each GT's maximum metric before normalising.
         is_close_gt (bool): candidates by distance to the GT centre instead of inside the GT
             (see the module docstring).
+        num_classes (int): C, the background label of ``assign`` (shared with the head).
     Raises:
         TypeError, ValueError: an argument of the wrong type or out of range (topk >= 1,
-            alpha, beta, eps >= 0).
+            alpha, beta, eps >= 0, num_classes >= 1).
     """
+    needs_preds = True
 
-    def __init__(self, topk=13, alpha=1.0, beta=6.0, eps=1e-9, is_close_gt=False):
-        super().__init__()
+    def __init__(self, topk=13, alpha=1.0, beta=6.0, eps=1e-9, is_close_gt=False, num_classes=80):
+        super().__init__(num_classes)
         owner = type(self).__name__
         check_int(owner, 'topk', topk, minimum=1)
+        check_int(owner, 'num_classes', num_classes, minimum=1)
         for name, value in (('alpha', alpha), ('beta', beta), ('eps', eps)):
             check_number(owner, name, value, low=0)
         check_bool(owner, 'is_close_gt', is_close_gt)
@@ -75,9 +78,30 @@ class TaskAlignedAssigner(nn.Layer):
         self.is_close_gt = is_close_gt
 
     @paddle.no_grad()
+    def assign(self, priors, gts, preds=None):
+        """Assign priors to GT boxes (see ``base.BaseAssigner.assign``).
+
+        Args:
+            priors (Priors): ``priors.points [L, 2]`` are the anchor points.
+            gts (GTs): padded GT (``gts.scores`` is not used, as in PaddleDetection).
+            preds (Preds): ``scores [B, L, C]`` with ``C == num_classes``, ``bboxes [B, L, 4]``
+                pixels; required.
+        Returns:
+            AssignResult.
+        Raises:
+            TypeError, ValueError: ``preds`` missing, or see ``forward``.
+        """
+        owner = type(self).__name__
+        if preds is None:
+            raise ValueError(f'{owner}.assign needs preds (predicted scores and boxes)')
+        check_tensor(owner, 'preds.scores', preds.scores, [None, None, self.num_classes])
+        return self._assign(preds.scores, preds.bboxes, priors.points, priors.num_anchors_list,
+                            gts.labels, gts.bboxes, gts.mask, self.num_classes)
+
+    @paddle.no_grad()
     def forward(self, pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels,
                 gt_bboxes, pad_gt_mask, bg_index, gt_scores=None):
-        """Assign anchors to GT boxes.
+        """PaddleDetection 2.6's positional interface (an adapter of ``assign``).
 
         Args:
             pred_scores (Tensor): ``[B, L, C]`` float32 predicted class probabilities.
@@ -90,18 +114,25 @@ class TaskAlignedAssigner(nn.Layer):
             bg_index (int): label of background anchors (normally C).
             gt_scores (Tensor|None): accepted for PaddleDetection compatibility; unused there too.
         Returns:
-            AssignResult: ``(assigned_labels [B, L], assigned_bboxes [B, L, 4],
-            assigned_scores [B, L, C])``, see ``base.AssignResult``.
+            tuple: ``(assigned_labels [B, L], assigned_bboxes [B, L, 4], assigned_scores
+            [B, L, C], mask_positive [B, n, L] float32)`` as PaddleDetection 2.6 returns them;
+            only the first three when ``n == 0``. C is taken from ``pred_scores``.
         Raises:
             TypeError, ValueError: inputs of the wrong shape or dtype, anchors not matching
                 ``num_anchors_list``, a real GT whose class is not in ``[0, C)`` (more exactly:
                 not in ``[0, C]`` or equal to ``bg_index``) or whose box is not finite.
         """
+        result = self._assign(pred_scores, pred_bboxes, anchor_points, num_anchors_list,
+                              gt_labels, gt_bboxes, pad_gt_mask, bg_index)
+        return ppdet_outputs(result, gt_bboxes.shape[1])
+
+    def _assign(self, pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels,
+                gt_bboxes, pad_gt_mask, bg_index):
         self._check_inputs(pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels,
                            gt_bboxes, pad_gt_mask)
         batch_size, num_anchors, num_classes = pred_scores.shape
         if gt_bboxes.shape[1] == 0:
-            return background_result(batch_size, num_anchors, num_classes, gt_labels.dtype)[:3]
+            return background_result(batch_size, num_anchors, num_classes, gt_labels.dtype)
 
         gts = _GTs(gt_labels, gt_bboxes, pad_gt_mask)
         preds = _Predictions(pred_scores, pred_bboxes)
@@ -116,7 +147,8 @@ class TaskAlignedAssigner(nn.Layer):
                                                 anchor_points, gts, preds)
         assigned = resolve_conflicts(pos_row, pos_anchor, gt_bboxes, pred_bboxes, PRED_IOU_EPS)
         pos_score = self._normalised_scores(assigned, gts, preds)
-        return build_result_from_rows(assigned, pos_score, GTs(gt_labels, gt_bboxes, pad_gt_mask), num_classes)[:3]
+        return build_result_from_rows(assigned, pos_score, GTs(gt_labels, gt_bboxes, pad_gt_mask),
+                                      num_classes)
 
     def _check_inputs(self, pred_scores, pred_bboxes, anchor_points, num_anchors_list,
                       gt_labels, gt_bboxes, pad_gt_mask):
