@@ -10,8 +10,10 @@ from .conflicts import resolve_conflicts, resolve_conflicts_pairs
 from .ordering import arg_best, order_key, topk_lowest_index
 from .atss_assigner import ATSSAssigner
 from .task_aligned_assigner import TaskAlignedAssigner
+from .fcos_assigner import FCOSAssigner
+from .yolov3_assigner import YOLOv3Assigner
 
 __all__ = ['BACKGROUND', 'IGNORED', 'AssignResult', 'BaseAssigner', 'GTs', 'Preds', 'Priors',
            'grid_priors', 'background_result', 'build_result', 'build_result_from_rows', 'resolve_conflicts',
            'resolve_conflicts_pairs', 'arg_best', 'order_key', 'topk_lowest_index',
-           'ATSSAssigner', 'TaskAlignedAssigner']
+           'ATSSAssigner', 'TaskAlignedAssigner', 'FCOSAssigner', 'YOLOv3Assigner']
