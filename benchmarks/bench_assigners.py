@@ -1,18 +1,35 @@
-"""Milliseconds per call of ATSSAssigner and TaskAlignedAssigner at PP-YOLOE's training shapes.
+"""Milliseconds and host synchronisations per ``assign`` call of every label assigner and sampler.
 
-640 x 640 input (8400 anchors, strides 8/16/32), batch 8, 80 classes, 20 and 100 GT slots per image
-with boxes of 8-400 px inside the image (log-uniform sides) and some images padded. Each figure is
-the median of ``--reps`` calls after one warm-up call.
+Inputs, as PP-YOLOE's head hands them to the loss at a 640 x 640 input: priors of the levels
+(20, 20), (40, 40), (80, 80) with strides 32, 16, 8 (L = 8400, ``grid_priors``), batch 8,
+80 classes, GT boxes of 8-400 px (log-uniform sides) inside the image with every other image's
+slots up to a quarter padded, and random predictions (probabilities sigmoid(U(-8, 3)), boxes
+0-213 px from the prior point on each side). Cases (columns):
 
-    python benchmarks/bench_assigners.py [--reps 7] [--integer] [--check]
+- ``n=20``, ``n=100``: GT slots per image;
+- ``untrained n=100``, ``untrained n=650``: an untrained head's predictions, all equal (every class
+  0.01, a box 8 strides from the point on each side): every ranking by prediction ties;
+- ``whole-px n=100``: GT corners rounded to whole pixels, so GT centres often lie on the prior
+  grid's symmetry lines, where distances tie.
 
-``--integer`` rounds the GT corners to whole pixels: GT centres then often lie on the anchor grid's
-symmetry lines, the tie-heavy case. ``--check`` also compares every result with the plain dense
-formulation of tests/test_assigners.py, for exact equality.
+Each figure is the median of ``--reps`` calls after one warm-up call. The host synchronisations of
+one call are counted by wrapping, during that call, what copies a device value to the host or
+makes a shape depend on one: ``Tensor.numpy / item / tolist / __bool__ / __int__ / __float__ /
+__index__ / nonzero``, ``paddle.nonzero / masked_select / unique`` and indexing by a bool tensor
+(nested calls count once). On a CPU these cost little; on a GPU each one stalls the stream.
+
+Assigners with an ``impl`` argument are measured with each of ``'fast'`` and ``'dense'``;
+``--check`` compares the two on every case (gt_index, labels, boxes identical; soft scores to
+1e-6 relative). Samplers are measured inside ``MaxIoUAssigner(sampler=...)`` with their defaults (the whole
+``assign`` call).
+Public reference figures (torch, 2 threads, same inputs; from issue 12) are printed beside.
+
+    python benchmarks/bench_assigners.py [--reps 5] [--check] [--quick] [--only SimOTAAssigner ...]
 """
 
 import argparse
-import importlib.util
+import functools
+import inspect
 import os
 import statistics
 import sys
@@ -24,65 +41,149 @@ import paddle
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from ppdet_lite.modeling.assigners import ATSSAssigner, TaskAlignedAssigner  # noqa: E402
-from ppdet_lite.modeling.bbox_utils import generate_anchors_for_grid_cell  # noqa: E402
+from ppdet_lite.modeling import assigners as zoo  # noqa: E402
+from ppdet_lite.modeling.assigners import GTs, Preds, grid_priors  # noqa: E402
 
-SIZE, STRIDES, BATCH, CLASSES = 640, [8, 16, 32], 8, 80
+SIZE, STRIDES, BATCH, CLASSES = 640, [32, 16, 8], 8, 80
+CASES = [('n=20', 20, 'random'), ('n=100', 100, 'random'), ('untrained n=100', 100, 'untrained'),
+         ('untrained n=650', 650, 'untrained'), ('whole-px n=100', 100, 'whole')]
+QUICK_CASES = [('n=20', 20, 'random')]
+# ms per batch of 8 at n=20 / n=100, torch on this machine's CPU with 2 threads (issue 12).
+REFERENCES = {
+    'ATSSAssigner': [('PaddleDetection 2.6', 463, 2164)],
+    'TaskAlignedAssigner': [('PaddleDetection 2.6', 391, 2033)],
+    'SimOTAAssigner': [('YOLOX (current)', 83, 695), ('YOLOX 0.3.0', 432, 5385),
+                       ('mmdet', 374, 4688)],
+    'DynamicSoftLabelAssigner': [('NanoDet-Plus', 328, 5355), ('mmdet', 190, 5589),
+                                 ('mmyolo (batched)', 93, 529)],
+}
+ASSIGNERS = ['ATSSAssigner', 'TaskAlignedAssigner', 'SimOTAAssigner', 'DynamicSoftLabelAssigner',
+             'MaxIoUAssigner', 'FCOSAssigner', 'YOLOv3Assigner']
+SAMPLERS = ['RandomSampler', 'IoUBalancedNegSampler', 'OHEMSampler']
 
 
-def make_inputs(num_gts, integer, seed=0):
-    """One batch of GT and predictions, as PPYOLOEHead hands them to the assigners."""
+# ----------------------------------------------------------------------------------------------
+# inputs
+
+
+def make_priors():
+    shapes = [(SIZE // s, SIZE // s) for s in STRIDES]
+    return grid_priors(shapes, STRIDES)
+
+
+def make_inputs(priors, num_gts, kind, seed=0):
+    """(GTs, Preds) of one case, see the module docstring."""
     rng = np.random.default_rng(seed)
-    feats = [paddle.zeros([1, 1, SIZE // s, SIZE // s]) for s in STRIDES]
-    anchors, points, num_anchors_list, _ = generate_anchors_for_grid_cell(feats, STRIDES)
-    num_anchors = points.shape[0]
-
     wh = np.exp(rng.uniform(np.log(8), np.log(400), (BATCH, num_gts, 2)))
     x1y1 = rng.uniform(0, 1, (BATCH, num_gts, 2)) * (SIZE - wh)
     boxes = np.concatenate([x1y1, x1y1 + wh], axis=-1)
-    if integer:
+    if kind == 'whole':
         boxes = np.round(boxes)
-    # Every other image has up to a quarter of its slots padded.
     num_real = np.full(BATCH, num_gts)
     num_real[1::2] -= rng.integers(0, num_gts // 4 + 1, BATCH // 2)
     mask = (np.arange(num_gts)[None] < num_real[:, None]).astype('float32')[..., None]
     labels = rng.integers(0, CLASSES, (BATCH, num_gts, 1)) * mask.astype('int64')
 
-    scores = 1 / (1 + np.exp(-rng.uniform(-8, 3, (BATCH, num_anchors, CLASSES))))
-    distance = np.exp(rng.uniform(0, np.log(SIZE / 3), (BATCH, num_anchors, 4)))
-    xy = points.numpy()
-    pred = np.concatenate([xy - distance[..., :2], xy + distance[..., 2:]], axis=-1)
-    as_float = lambda a: paddle.to_tensor(a.astype('float32'))  # noqa: E731
-    return dict(anchors=anchors, points=points, num_anchors_list=num_anchors_list,
-                gt_labels=paddle.to_tensor(labels), gt_bboxes=as_float(boxes * mask),
-                pad_gt_mask=as_float(mask), pred_scores=as_float(scores),
-                pred_bboxes=as_float(pred))
+    points = priors.points.numpy()
+    num_priors = len(points)
+    if kind == 'untrained':
+        scores = np.full((BATCH, num_priors, CLASSES), 0.01)
+        distance = np.broadcast_to(8 * priors.strides.numpy()[None, :, None],
+                                   (BATCH, num_priors, 4))
+    else:
+        scores = 1 / (1 + np.exp(-rng.uniform(-8, 3, (BATCH, num_priors, CLASSES))))
+        distance = np.exp(rng.uniform(0, np.log(SIZE / 3), (BATCH, num_priors, 4)))
+    pred = np.concatenate([points - distance[..., :2], points + distance[..., 2:]], axis=-1)
+    as_float = lambda a: paddle.to_tensor(np.ascontiguousarray(a, 'float32'))  # noqa: E731
+    gts = GTs(paddle.to_tensor(labels.astype('int32')), as_float(boxes * mask), as_float(mask))
+    return gts, Preds(as_float(scores), as_float(pred))
 
 
-def run_atss(d, assigner=None):
-    """ATSS as PPYOLOEHead calls it (with predicted boxes for the soft scores)."""
-    assigner = assigner or ATSSAssigner(num_classes=CLASSES)
-    return assigner(d['anchors'], d['num_anchors_list'], d['gt_labels'], d['gt_bboxes'],
-                    d['pad_gt_mask'], CLASSES, pred_bboxes=d['pred_bboxes'])
+# ----------------------------------------------------------------------------------------------
+# host synchronisations
 
 
-def run_tal(d, assigner=None):
-    assigner = assigner or TaskAlignedAssigner()
-    return assigner(d['pred_scores'], d['pred_bboxes'], d['points'], d['num_anchors_list'],
-                    d['gt_labels'], d['gt_bboxes'], d['pad_gt_mask'], CLASSES)
+class SyncCounter(object):
+    """Counts host synchronisations while active (``with SyncCounter() as c: ...; c.count``)."""
+
+    TENSOR_METHODS = ('numpy', 'item', 'tolist', '__bool__', '__int__', '__float__', '__index__',
+                      'nonzero')
+    PADDLE_FUNCTIONS = ('nonzero', 'masked_select', 'unique')
+
+    def __init__(self):
+        self.count = 0
+        self._depth = 0
+        self._saved = []
+
+    def _wrap(self, fn, counts=lambda *a, **k: True):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            outer = self._depth == 0 and counts(*args, **kwargs)
+            self._depth += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._depth -= 1
+                if outer:
+                    self.count += 1
+        return wrapper
+
+    def _patch(self, owner, name, counts=None):
+        original = getattr(owner, name, None)
+        if original is None:
+            return
+        self._saved.append((owner, name, original))
+        setattr(owner, name, self._wrap(original, counts) if counts else self._wrap(original))
+
+    def __enter__(self):
+        for name in self.TENSOR_METHODS:
+            self._patch(paddle.Tensor, name)
+        for name in self.PADDLE_FUNCTIONS:
+            self._patch(paddle, name)
+        self._patch(paddle, 'where', lambda condition, x=None, y=None, name=None: x is None)
+        self._patch(paddle.Tensor, '__getitem__', _bool_index)
+        return self
+
+    def __exit__(self, *exc):
+        for owner, name, original in reversed(self._saved):
+            setattr(owner, name, original)
+        self._saved = []
 
 
-def dense_references():
-    """The dense definitions of tests/test_assigners.py, as (ATSS, TAL) assigner callables."""
-    path = os.path.join(ROOT, 'tests', 'test_assigners.py')
-    spec = importlib.util.spec_from_file_location('test_assigners', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def _bool_index(tensor, index):
+    items = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, paddle.Tensor) and i.dtype == paddle.bool for i in items)
 
-    def atss(anchors, counts, labels, boxes, mask, bg_index, pred_bboxes):
-        return module.dense_atss(anchors, counts, labels, boxes, mask, bg_index, CLASSES,
-                                 pred_bboxes=pred_bboxes)
-    return atss, module.dense_tal
+
+# ----------------------------------------------------------------------------------------------
+# what is measured
+
+
+def _impls(cls):
+    """The ``impl`` choices of an assigner class: ``['fast', 'dense']`` or ``[None]``."""
+    if 'impl' in inspect.signature(cls.__init__).parameters:
+        return ['fast', 'dense']
+    return [None]
+
+
+def runners(only=None):
+    """``[(row label, class name, impl, fn(priors, gts, preds) -> AssignResult)]`` for the
+    assigners ``ppdet_lite.modeling.assigners`` exports, and MaxIoUAssigner with each sampler."""
+    rows = []
+    for name in ASSIGNERS:
+        cls = getattr(zoo, name, None)
+        if cls is None or (only and name not in only):
+            continue
+        for impl in _impls(cls):
+            assigner = cls(num_classes=CLASSES, **({'impl': impl} if impl else {}))
+            rows.append((name + (f' ({impl})' if impl else ''), name, impl, assigner.assign))
+    for name in SAMPLERS:
+        if not hasattr(zoo, name) or not hasattr(zoo, 'MaxIoUAssigner') or (
+                only and name not in only):
+            continue
+        assigner = zoo.MaxIoUAssigner(num_classes=CLASSES, sampler=name)
+        rows.append((f'MaxIoUAssigner + {name}', name, None, assigner.assign))
+    return rows
 
 
 def median_ms(fn, reps):
@@ -95,29 +196,70 @@ def median_ms(fn, reps):
     return 1000 * statistics.median(times)
 
 
-def main():
+def count_syncs(fn):
+    with SyncCounter() as counter:
+        fn()
+    return counter.count
+
+
+def compare(a, b):
+    """'identical' when gt_index, labels and boxes are equal and soft scores agree to 1e-6
+    relative; else what differs."""
+    diffs = [field for field in ('gt_index', 'assigned_labels', 'assigned_bboxes')
+             if not np.array_equal(getattr(a, field).numpy(), getattr(b, field).numpy())]
+    sa, sb = a.assigned_scores.numpy(), b.assigned_scores.numpy()
+    if not np.allclose(sa, sb, rtol=1e-6, atol=1e-12):
+        diffs.append('assigned_scores (max rel diff %.2g)' % (
+            np.abs(sa - sb).max() / max(np.abs(sb).max(), 1e-12)))
+    return 'identical' if not diffs else 'DIFFERENT: ' + ', '.join(diffs)
+
+
+def _reference_text(name):
+    return '; '.join(f'{who} {n20} / {n100}' for who, n20, n100 in REFERENCES.get(name, []))
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--reps', type=int, default=7, help='timed calls per figure (median)')
-    parser.add_argument('--integer', action='store_true', help='whole-pixel GT corners (ties)')
-    parser.add_argument('--check', action='store_true', help='compare with the dense definition')
-    args = parser.parse_args()
+    parser.add_argument('--reps', type=int, default=5, help='timed calls per figure (median)')
+    parser.add_argument('--check', action='store_true',
+                        help="compare impl 'fast' with 'dense' on every case")
+    parser.add_argument('--quick', action='store_true',
+                        help='one case (n=20), one timed call: a smoke run')
+    parser.add_argument('--only', nargs='+', help='class names to measure (default: all)')
+    args = parser.parse_args(argv)
     paddle.set_device('cpu')
-    references = dense_references() if args.check else (None, None)
-    for num_gts in (20, 100):
-        d = make_inputs(num_gts, args.integer)
-        if num_gts == 20:
-            print('paddle %s, %d CPUs; batch %d, %d anchors, %d classes%s' % (
-                paddle.__version__, os.cpu_count(), BATCH, d['points'].shape[0], CLASSES,
-                ', whole-pixel GT corners' if args.integer else ''))
-        for name, run, reference in (('ATSS', run_atss, references[0]),
-                                     ('TAL', run_tal, references[1])):
-            ms = median_ms(lambda: run(d), args.reps)
-            line = '%-4s n=%-3d %8.1f ms/call' % (name, num_gts, ms)
-            if args.check:
-                same = all(np.array_equal(a.numpy(), b.numpy())
-                           for a, b in zip(run(d), run(d, reference)))
-                line += '   identical to the dense definition: %s' % same
-            print(line, flush=True)
+    reps = 1 if args.quick else args.reps
+    cases = QUICK_CASES if args.quick else CASES
+    priors = make_priors()
+    rows = runners(args.only)
+    print('paddle %s, %d CPUs (shared machine: figures are indicative); batch %d, %d priors, '
+          '%d classes; median ms per call of %d' % (
+              paddle.__version__, os.cpu_count(), BATCH, priors.points.shape[0], CLASSES, reps),
+          flush=True)
+    inputs = {label: make_inputs(priors, num_gts, kind) for label, num_gts, kind in cases}
+    print('| assigner | ' + ' | '.join(c[0] for c in cases) +
+          ' | host syncs per call | reference ms n=20 / n=100 |')
+    print('|' + ' --- |' * (len(cases) + 3))
+    table = {}
+    checks = []
+    for row, name, impl, fn in rows:
+        cells, syncs = [], []
+        for label, _, _ in cases:
+            call = functools.partial(fn, priors, *inputs[label])
+            cells.append(median_ms(call, reps))
+            syncs.append(count_syncs(call))
+        table[row] = (cells, syncs)
+        sync_text = str(syncs[0]) if min(syncs) == max(syncs) else f'{min(syncs)}-{max(syncs)}'
+        print('| %s | %s | %s | %s |' % (row, ' | '.join('%.1f' % c for c in cells), sync_text,
+                                          _reference_text(name)), flush=True)
+        if args.check and impl == 'dense':
+            fast = next(r for r in rows if r[1] == name and r[2] == 'fast')[3]
+            for label, _, _ in cases:
+                same = compare(fast(priors, *inputs[label]), fn(priors, *inputs[label]))
+                checks.append(f'{name} {label}: fast vs dense {same}')
+    for line in checks:
+        print(line)
+    return table
 
 
 if __name__ == '__main__':
