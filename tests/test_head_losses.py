@@ -11,7 +11,8 @@ import pytest
 import paddle
 
 from ppdet_lite.core.workspace import create
-from ppdet_lite.modeling.assigners import ATSSAssigner, TaskAlignedAssigner
+from ppdet_lite.modeling.assigners import (AssignResult, ATSSAssigner, BaseAssigner,
+                                           TaskAlignedAssigner)
 from ppdet_lite.modeling.bbox_utils import bbox_giou
 from ppdet_lite.modeling.heads import PPYOLOEHead
 from ppdet_lite.modeling.layers.multiclass_nms import MultiClassNMS
@@ -254,15 +255,24 @@ def test_head_from_config_and_trt_nms():
 # training loss
 
 
-class FixedAssigner(object):
-    """Stands in for an assigner: returns a prescribed assignment and records its inputs."""
+class FixedAssigner(BaseAssigner):
+    """Stands in for an assigner: returns a prescribed assignment and records its inputs.
 
-    def __init__(self, labels, bboxes, scores):
-        self.result = (t(labels, 'int32'), t(bboxes), t(scores))
+    ``labels [1, L]`` (C for background), ``bboxes [1, L, 4]`` pixels, ``scores [1, L, C]``;
+    ``ignored`` lists priors to mark ignored (gt_index -2, label C, zero scores)."""
+
+    def __init__(self, labels, bboxes, scores, ignored=(), needs_preds=False):
+        super().__init__(num_classes=np.asarray(scores).shape[-1])
+        self.needs_preds = needs_preds
+        labels = np.asarray(labels)
+        gt_index = np.where(labels == self.num_classes, -1, 0)
+        gt_index[:, list(ignored)] = -2
+        self.result = AssignResult(t(labels, 'int32'), t(bboxes), t(scores), t(gt_index, 'int64'),
+                                   t(gt_index == -2, 'bool'))
         self.calls = []
 
-    def __call__(self, *args, **kwargs):
-        self.calls.append((args, kwargs))
+    def assign(self, priors, gts, preds=None):
+        self.calls.append((priors, gts, preds))
         return self.result
 
 
@@ -286,15 +296,23 @@ def test_training_loss_terms_hand_computed():
     box = [40., 8., 88., 56.]  # pixels; in strides [2.5, 0.5, 5.5, 3.5] around centre (2.5, 0.5)
     q = 0.5
     static = FixedAssigner(*one_positive_assignment(L, C, anchor, 1, box, q))
-    dynamic = FixedAssigner(*one_positive_assignment(L, C, anchor, 1, box, 0.8))
+    dynamic = FixedAssigner(*one_positive_assignment(L, C, anchor, 1, box, 0.8), needs_preds=True)
     head = make_head(num_classes=C, static_assigner=static, assigner=dynamic,
                      static_assigner_epoch=4)
     head.train()
     losses = head(make_feats(batch=1), gt_targets(epoch_id=0))
     assert len(static.calls) == 1 and not dynamic.calls
-    args, kwargs = static.calls[0]
-    assert args[0].shape == [L, 4] and args[1] == [12, 48, 192]  # anchors, num_anchors_list
-    assert kwargs['bg_index'] == C and kwargs['pred_bboxes'].shape == [1, L, 4]
+    priors, gts, preds = static.calls[0]
+    # the priors of a 96 x 128 input: levels 3 x 4, 6 x 8, 12 x 16 at strides 32, 16, 8
+    assert priors.num_anchors_list == [12, 48, 192]
+    assert [tuple(s) for s in priors.level_shapes] == [(3, 4), (6, 8), (12, 16)]
+    np.testing.assert_array_equal(priors.points.numpy()[anchor], [40, 8])  # (2.5, 0.5) * 16
+    np.testing.assert_array_equal(priors.boxes.numpy()[anchor], [0, -32, 80, 48])  # +- 2.5 * 16
+    np.testing.assert_array_equal(priors.strides.numpy()[[11, 12, 59, 60]], [32, 16, 16, 8])
+    np.testing.assert_array_equal(gts.bboxes.numpy(), [[box]])
+    # static_target 'pred_iou' (the default): the static phase gets the predictions too
+    assert preds.scores.shape == [1, L, C] and preds.bboxes.shape == [1, L, 4]
+    assert preds.scores.stop_gradient and preds.bboxes.stop_gradient
 
     # normaliser: sum of assigned scores 0.5, clipped to 1
     norm = max(q, 1.)
@@ -314,14 +332,58 @@ def test_training_loss_terms_hand_computed():
     for k, v in expected.items():
         np.testing.assert_allclose(float(losses[k]), v, rtol=1e-4, err_msg=k)
 
-    # from static_assigner_epoch on, the task-aligned assigner gets scores and pixel boxes
+    # from static_assigner_epoch on, the other slot gets the scores and pixel boxes
     losses = head(make_feats(batch=1), gt_targets(epoch_id=4))
     assert len(static.calls) == 1 and len(dynamic.calls) == 1
-    args, kwargs = dynamic.calls[0]
-    assert args[0].shape == [1, L, C] and args[1].shape == [1, L, 4] and args[2].shape == [L, 2]
+    _, _, preds = dynamic.calls[0]
+    np.testing.assert_allclose(preds.scores.numpy(), 0.01, rtol=1e-5)
     # the box at anchor (2.5, 0.5) * 16 px: [-5.5, -7.5, 10.5, 8.5] * 16
-    np.testing.assert_allclose(args[1].numpy()[0, anchor], [-88, -120, 168, 136], rtol=1e-5)
+    np.testing.assert_allclose(preds.bboxes.numpy()[0, anchor], [-88, -120, 168, 136], rtol=1e-5)
     np.testing.assert_allclose(float(losses['loss_iou']), (1 - giou) * 0.8 / 1., rtol=1e-4)
+
+
+def test_ignored_priors_leave_the_classification_loss_and_the_normaliser():
+    """Every score p = 0.5 (zero class bias), so BCE(p, q) = ln 2 for any target q; one positive
+    (q = 0.8) and 10 ignored priors (30 class entries) among L = 252 priors of C = 3 classes."""
+    C, L, q = 3, 252, 0.8
+    labels, bboxes, scores = one_positive_assignment(L, C, 14, 1, [40., 8., 88., 56.], q)
+    ignored = list(range(100, 110))
+    ln2 = math.log(2)
+    # VFL: positive q ln 2; negative 0.75 p^2 ln 2.
+    # focal, alpha 0.25 in the static phase, weight (p - q)^2 (a q + (1 - a)(1 - q)):
+    # positive 0.3^2 * (0.2 + 0.15) ln 2; negative p^2 * 0.75 ln 2 (VFL's, by coincidence).
+    negative = 0.75 * 0.25 * ln2
+    for use_vfl, positive in ((True, q * ln2), (False, 0.09 * 0.35 * ln2)):
+        out = {}
+        for name, skip in (('plain', []), ('ignoring', ignored)):
+            head = make_head(num_classes=C, use_varifocal_loss=use_vfl,
+                             static_assigner=FixedAssigner(labels, bboxes, scores, ignored=skip))
+            for conv in head.pred_cls:
+                conv.bias.set_value(paddle.zeros_like(conv.bias))
+            head.train()
+            out[name] = head(make_feats(batch=1), gt_targets(epoch_id=0))
+        # the normaliser is max(0.8, 1) = 1 either way: ignored priors have zero targets
+        np.testing.assert_allclose(float(out['plain']['loss_cls']),
+                                   positive + (L * C - 1) * negative, rtol=1e-5)
+        np.testing.assert_allclose(float(out['ignoring']['loss_cls']),
+                                   positive + (L * C - 1 - 10 * C) * negative, rtol=1e-5)
+        # the box terms read the positive only: the same with and without the ignored priors
+        for key in ('loss_iou', 'loss_dfl', 'loss_l1'):
+            assert float(out['plain'][key]) == float(out['ignoring'][key]) > 0
+
+
+def test_ignored_priors_get_no_gradient():
+    C, L = 3, 252
+    labels, bboxes, scores = one_positive_assignment(L, C, 14, 1, [40., 8., 88., 56.], 0.5)
+    ignored = list(range(60, 252))  # the whole stride-8 level (anchors 60..251)
+    head = make_head(num_classes=C,
+                     static_assigner=FixedAssigner(labels, bboxes, scores, ignored=ignored))
+    randomise(head)
+    head.train()
+    head(make_feats(batch=1), gt_targets(epoch_id=0))['loss_cls'].backward()
+    # the stride-8 classifier sees only ignored priors; the stride-32 one background priors
+    assert float(head.pred_cls[2].weight.grad.abs().sum()) == 0
+    assert float(head.pred_cls[0].weight.grad.abs().sum()) > 0
 
 
 def test_training_loss_without_positives():
@@ -342,7 +404,7 @@ def test_training_loss_without_positives():
 def test_training_with_assigners_atss_then_tal():
     C = 3
     head = make_head(num_classes=C, static_assigner=ATSSAssigner(num_classes=C),
-                     assigner=TaskAlignedAssigner(), static_assigner_epoch=4)
+                     assigner=TaskAlignedAssigner(num_classes=C), static_assigner_epoch=4)
     randomise(head)
     head.train()
     feats = make_feats(batch=2)
@@ -367,27 +429,81 @@ def test_training_with_assigners_atss_then_tal():
             assert np.isfinite(float(losses['loss_cls'])) and float(losses['loss_cls']) > 0
 
 
+class Recording(object):
+    """Wraps an assigner, recording what it was given and what it returned."""
+
+    def __init__(self, assigner):
+        self.assigner, self.calls = assigner, []
+        self.needs_preds, self.num_classes = assigner.needs_preds, assigner.num_classes
+
+    def assign(self, priors, gts, preds=None):
+        result = self.assigner.assign(priors, gts, preds)
+        self.calls.append((preds, result))
+        return result
+
+
 def test_static_target_hard_gives_every_static_positive_target_one():
     # PaddleDetection's static phase ('pred_iou') scores an ATSS positive by IoU(predicted box,
-    # GT); 'hard' withholds the predictions, so the assigner's one-hot score (1.0) is the target.
+    # GT); 'hard' withholds the predictions, so the GT score (1.0) is the target.
     C = 3
     feats = make_feats(batch=1)
     targets = {'gt_class': t([[[1]]], 'int32'), 'gt_bbox': t([[[10, 12, 60, 70]]]),
                'pad_gt_mask': t([[[1.]]]), 'epoch_id': 0}
     scores = {}
     for mode in ('pred_iou', 'hard'):
-        atss = ATSSAssigner(num_classes=C)
-        calls = []
-        atss.register_forward_post_hook(lambda layer, inputs, outputs: calls.append(outputs))
+        atss = Recording(ATSSAssigner(num_classes=C))
         head = make_head(num_classes=C, static_assigner=atss, static_target=mode)
         randomise(head)
         head.train()
         head(feats, dict(targets))
-        labels, _, assigned_scores = calls[0][:3]
-        positive = labels.numpy()[0] == 1
+        preds, result = atss.calls[0]
+        assert (preds is None) == (mode == 'hard')
+        positive = result.assigned_labels.numpy()[0] == 1
         assert positive.sum() > 0
-        scores[mode] = assigned_scores.numpy()[0][positive, 1]
+        scores[mode] = result.assigned_scores.numpy()[0][positive, 1]
     np.testing.assert_array_equal(scores['hard'], np.ones_like(scores['hard']))
     assert (scores['pred_iou'] < 1).all()  # IoUs of random boxes
     with pytest.raises(ValueError, match="static_target must be one of 'pred_iou', 'hard'"):
         make_head(num_classes=C, static_target='soft')
+
+
+def test_static_target_hard_still_gives_predictions_to_an_assigner_that_needs_them():
+    # TAL in the static slot under 'hard': it cannot choose without predictions, so it gets them
+    # and keeps its own (normalised alignment) targets, which are below 1 for random predictions.
+    C = 3
+    tal = Recording(TaskAlignedAssigner(num_classes=C))
+    head = make_head(num_classes=C, static_assigner=tal, static_target='hard',
+                     static_assigner_epoch=4)
+    randomise(head)
+    head.train()
+    head(make_feats(batch=1), {'gt_class': t([[[1]]], 'int32'),
+                               'gt_bbox': t([[[10, 12, 60, 70]]]), 'pad_gt_mask': t([[[1.]]]),
+                               'epoch_id': 0})
+    preds, result = tal.calls[0]
+    assert preds is not None
+    positive = result.assigned_labels.numpy()[0] == 1
+    assert positive.sum() > 0 and (result.assigned_scores.numpy()[0][positive, 1] < 1).all()
+
+
+def test_the_loss_makes_one_host_synchronisation(monkeypatch):
+    # The positives' count (paddle.nonzero) is the loss's only device-to-host copy; the assigner
+    # (here a fixed one) has its own. Before: a Python `if` on a tensor and five masked_selects.
+    C, L = 3, 252
+    static = FixedAssigner(*one_positive_assignment(L, C, 14, 1, [40., 8., 88., 56.], 0.5))
+    head = make_head(num_classes=C, static_assigner=static)
+    head.train()
+    feats = make_feats(batch=1)
+    calls = []
+
+    def counting(name, original):
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return original(*args, **kwargs)
+        return wrapper
+
+    for name in ('numpy', 'item', 'tolist', '__bool__', '__int__', '__float__', '__index__'):
+        monkeypatch.setattr(paddle.Tensor, name, counting(name, getattr(paddle.Tensor, name)))
+    for name in ('nonzero', 'masked_select'):
+        monkeypatch.setattr(paddle, name, counting(name, getattr(paddle, name)))
+    head(feats, gt_targets(epoch_id=0))
+    assert calls == ['nonzero']

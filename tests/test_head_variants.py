@@ -11,7 +11,7 @@ from ppdet_lite.modeling.assigners import ATSSAssigner, TaskAlignedAssigner
 from ppdet_lite.modeling.heads.ppyoloe_head import ESEAttn
 from ppdet_lite.modeling.layers import RepVggBlock
 from ppdet_lite.modeling.layers.multiclass_nms import MultiClassNMS
-from ppdet_lite.modeling.losses import focal_loss, varifocal_loss
+from ppdet_lite.modeling.losses import PPYOLOELoss, focal_loss, varifocal_loss
 from ppdet_lite.modeling.necks import CustomCSPPAN
 
 from test_head_losses import FixedAssigner, make_feats, make_head, randomise, t
@@ -37,7 +37,8 @@ def real_targets(epoch_id):
 
 def with_assigners(**kwargs):
     return make_head(num_classes=C, static_assigner=ATSSAssigner(num_classes=C),
-                     assigner=TaskAlignedAssigner(), static_assigner_epoch=4, **kwargs)
+                     assigner=TaskAlignedAssigner(num_classes=C), static_assigner_epoch=4,
+                     **kwargs)
 
 
 def assert_trains(head, feats):
@@ -86,32 +87,41 @@ class Spy(object):
         return self.loss(head_outs, *args)
 
 
-def test_focal_loss_alpha_025_for_static_epochs_and_none_for_tal():
-    # the static (ATSS) epochs: four positives, score sum 0.5 + 0.9 + 0.3 + 1.0 = 2.7 (> 1, so the
-    # normaliser is the sum itself); the TAL epochs: other anchors and scores, sum 0.8 + 0.6 = 1.4
+@pytest.mark.parametrize('alphas', [None, (0.4, 0.1)], ids=['ppdet-defaults', 'from-config'])
+def test_focal_loss_alpha_follows_the_phase(alphas):
+    # PaddleDetection: alpha 0.25 in the static epochs, none (-1) after; PPYOLOELoss's
+    # static_focal_alpha and focal_alpha set them. Both slots hold the same kind of (fixed)
+    # assigner: the alpha belongs to the phase, not to the assigner class.
+    # The static epochs: four positives, score sum 0.5 + 0.9 + 0.3 + 1.0 = 2.7 (> 1, so the
+    # normaliser is the sum itself); the later epochs: other priors and scores, sum 0.8 + 0.6 = 1.4
+    static_alpha, alpha = (0.25, -1) if alphas is None else alphas
+    loss = None if alphas is None else PPYOLOELoss(num_classes=C, static_focal_alpha=alphas[0],
+                                                   focal_alpha=alphas[1])
     static_q = soft_assignment([14, 30, 100, 200], [1, 0, 2, 1], [0.5, 0.9, 0.3, 1.0])
     dynamic_q = soft_assignment([15, 101], [2, 0], [0.8, 0.6])
     head = make_head(num_classes=C, static_assigner=FixedAssigner(*static_q),
                      assigner=FixedAssigner(*dynamic_q), static_assigner_epoch=4,
-                     use_varifocal_loss=False)
+                     use_varifocal_loss=False, loss=loss)
     randomise(head)
     head.loss = spy = Spy(head.loss)
     head.train()
     feats = make_feats(batch=1)
-    for epoch, (_, _, q), alpha, norm in [(0, static_q, 0.25, 2.7), (3, static_q, 0.25, 2.7),
-                                          (4, dynamic_q, -1, 1.4), (150, dynamic_q, -1, 1.4)]:
+    for epoch, (_, _, q), a, other, norm in [(0, static_q, static_alpha, alpha, 2.7),
+                                             (3, static_q, static_alpha, alpha, 2.7),
+                                             (4, dynamic_q, alpha, static_alpha, 1.4),
+                                             (150, dynamic_q, alpha, static_alpha, 1.4)]:
         losses = head(feats, {'gt_class': t([[[1]]], 'int32'), 'gt_bbox': t([[[8, 8, 72, 56]]]),
                               'pad_gt_mask': t([[[1.]]]), 'epoch_id': epoch})
         pred_scores = spy.head_outs[-1][0]
         assert pred_scores.shape == [1, L, C]
         q_tensor = t(q)
-        expected = float(focal_loss(pred_scores, q_tensor, alpha=alpha)) / norm
+        expected = float(focal_loss(pred_scores, q_tensor, alpha=a)) / norm
         np.testing.assert_allclose(float(losses['loss_cls']), expected, rtol=1e-5,
                                    err_msg=f'epoch {epoch}')
         np.testing.assert_allclose(float(losses['loss_cls']),
-                                   numpy_focal(pred_scores.numpy(), q, alpha) / norm, rtol=1e-4)
-        # the other alpha, and VFL, give clearly different values
-        other = float(focal_loss(pred_scores, q_tensor, alpha=-1 if alpha > 0 else 0.25)) / norm
+                                   numpy_focal(pred_scores.numpy(), q, a) / norm, rtol=1e-4)
+        # the other phase's alpha, and VFL, give clearly different values
+        other = float(focal_loss(pred_scores, q_tensor, alpha=other)) / norm
         one_hot = t((q > 0).astype('float32'))
         vfl = float(varifocal_loss(pred_scores, q_tensor, one_hot)) / norm
         for wrong in (other, vfl):

@@ -9,12 +9,16 @@ For each FPN level i (stride s_i, feature [B, C_i, H_i, W_i]):
   (left, top, right, bottom, in strides from the cell centre) a distribution over the bins
   0..reg_max, whose expectation is computed by the fixed 1x1 ``proj_conv`` (weights 0..reg_max).
 
-Anchors are the cell centres ``(j + 0.5, i + 0.5) * s``; the ATSS epochs also use square anchor
-boxes of side ``grid_cell_scale * s`` around them. Cells are ordered level by level (stride 32
+Anchors are the cell centres ``(j + 0.5, i + 0.5) * s``; assigners that match boxes (ATSS,
+MaxIoU, YOLOv3) also get square anchor boxes of side ``grid_cell_scale * s`` around them. Cells are ordered level by level (stride 32
 first with the default ``fpn_strides``), row-major within a level; L is their total count.
 
-The loss lives in ``ppdet_lite.modeling.losses.PPYOLOELoss``; this head only predicts, keeps the
-config arguments PaddleDetection's configs set, and decodes boxes for inference.
+Training: the head gives the loss its predictions, the priors of the input size (``Priors``: the
+anchor points, boxes, strides and level shapes above), the padded GT (``GTs``), the detached
+predictions in pixels (``Preds``) and its two assigner slots; the loss
+(``ppdet_lite.modeling.losses.PPYOLOELoss``) picks the slot by epoch and calls
+``assign(priors, gts, preds)``. This head keeps the config arguments PaddleDetection's configs
+set, and decodes boxes for inference.
 """
 
 import math
@@ -27,6 +31,7 @@ from paddle import ParamAttr
 from paddle.nn.initializer import Assign, Constant, Normal
 
 from ppdet_lite.core.workspace import create, register
+from ppdet_lite.modeling.assigners.base import GTs, Preds, Priors
 from ppdet_lite.modeling.bbox_utils import (batch_distance2bbox, generate_anchors_for_grid_cell,
                                            grid_points)
 from ppdet_lite.modeling.checks import (check_bool, check_int, check_int_list, check_number,
@@ -34,7 +39,7 @@ from ppdet_lite.modeling.checks import (check_bool, check_int, check_int_list, c
 from ppdet_lite.modeling.layers.conv_bn import ConvBNLayer
 from ppdet_lite.modeling.layers.multiclass_nms import MultiClassNMS
 from ppdet_lite.modeling.layers.repvgg import RepVggBlock
-from ppdet_lite.modeling.losses.ppyoloe_loss import PPYOLOELoss
+from ppdet_lite.modeling.losses.ppyoloe_loss import PPYOLOELoss, check_assigner, check_targets
 from ppdet_lite.modeling.ops import get_act_fn
 
 __all__ = ['ESEAttn', 'PPYOLOEHead']
@@ -63,14 +68,25 @@ def _validate_eval_size(eval_size, fpn_strides):
                          f'anchors from each input')
 
 
-def _check_component(name, obj, num_classes):
-    """Injected parts are callables (or None in a head that never trains, or never runs NMS);
-    a part with its own ``num_classes`` must agree with ours."""
-    if obj is None:
-        return
-    if not callable(obj):
-        raise TypeError(f'PPYOLOEHead: {name} must be a registered class name, a dict with '
-                        f'"name" or a callable object, got {obj!r}')
+def _check_components(nms, static_assigner, assigner, loss, num_classes):
+    """Injected parts: NMS a callable, the slots label assigners, the loss a ``PPYOLOELoss`` (each
+    may be None but the loss: a head that never trains, or never runs NMS); a part with its own
+    ``num_classes`` must agree with ours."""
+    if nms is not None and not callable(nms):
+        raise TypeError(f'PPYOLOEHead: nms must be a registered class name, a dict with '
+                        f'"name" or a callable object, got {nms!r}')
+    check_assigner('PPYOLOEHead', 'static_assigner', static_assigner)
+    check_assigner('PPYOLOEHead', 'assigner', assigner)
+    if not isinstance(loss, PPYOLOELoss):
+        raise TypeError(f'PPYOLOEHead: loss must be a PPYOLOELoss (or a subclass), e.g. '
+                        f'{{name: PPYOLOELoss, static_focal_alpha: 0.25}}, got a '
+                        f'{type(loss).__name__}')
+    parts = {'nms': nms, 'static_assigner': static_assigner, 'assigner': assigner, 'loss': loss}
+    for name, obj in parts.items():
+        _check_num_classes(name, obj, num_classes)
+
+
+def _check_num_classes(name, obj, num_classes):
     own = getattr(obj, 'num_classes', None)
     if own is not None and own != num_classes:
         raise ValueError(f'PPYOLOEHead: {name} {type(obj).__name__} was built with num_classes '
@@ -129,8 +145,10 @@ class PPYOLOEHead(nn.Layer):
         reg_range: PP-YOLOE-SOD's shifted bins; not supported (must be None).
         static_assigner_epoch (int): epochs trained with ``static_assigner`` before ``assigner``.
         use_varifocal_loss (bool): VFL (True) or focal loss for classification.
-        static_assigner, assigner, nms: objects injected by the config system; a registered class
-            name is built with its defaults (and ``num_classes``).
+        static_assigner, assigner: label assigners (any class with ``assign(priors, gts, preds)``,
+            in either slot), injected by the config system; a registered class name is built with
+            its defaults (and ``num_classes``). None for a slot the schedule never uses.
+        nms: injected ``MultiClassNMS`` (or a name, as above).
         eval_size (list[int] | None): fixed input [h, w]; the inference anchors are then built
             once, here, instead of from the feature shapes on every call (for export).
         loss_weight (dict): weights of 'class', 'iou' and 'dfl' in the total loss.
@@ -142,17 +160,22 @@ class PPYOLOEHead(nn.Layer):
         use_shared_conv (bool): apply ``proj_conv`` per level (True) or once on all levels; the
             same numbers either way.
         for_distill (bool): PaddleDetection's distillation hooks; not supported (must be False).
-        static_target (str): ``'pred_iou'`` (PaddleDetection) or ``'hard'``: the target scores of
-            the static phase's positives (see ``PPYOLOELoss``; ``'hard'`` for training from
-            scratch).
+        static_target (str): ``'pred_iou'`` (PaddleDetection) or ``'hard'``: whether assigners
+            that can work without predictions get them to score their positives (see
+            ``PPYOLOELoss``; ``'hard'`` for training from scratch).
+        loss: injected ``PPYOLOELoss`` (or a subclass); None builds one from the arguments above.
+            The head's ``reg_max``, ``static_assigner_epoch``, ``use_varifocal_loss``,
+            ``loss_weight`` and ``static_target`` configure it either way (an injected loss that
+            sets one of them must agree); its own keys, e.g. the focal alphas, come with it.
 
     Raises:
         TypeError, ValueError: at construction, an argument of the wrong type or out of range:
             positive ``in_channels``, ``num_classes`` and ``fpn_strides`` (one per input level),
             ``reg_max >= 1``, ``grid_cell_scale > 0``, ``grid_cell_offset`` in [0, 1), an
             ``eval_size`` that is not ``[h, w]`` with both multiples of the largest stride,
-            assigners built for another ``num_classes``, ``loss_weight`` keys other than
-            'class', 'iou' and 'dfl'.
+            an assigner slot holding something else than an assigner, assigners or a loss built
+            for another ``num_classes``, ``loss_weight`` keys other than 'class', 'iou' and
+            'dfl', a loss that is not a ``PPYOLOELoss`` or disagrees with the head's keys.
 
     Initial predictions (prediction conv weights 0): every class probability 0.01, every box-side
     distribution uniform (so each side is reg_max / 2 strides). ``proj_conv.weight``
@@ -160,7 +183,7 @@ class PPYOLOEHead(nn.Layer):
     """
     __shared__ = ['num_classes', 'eval_size', 'trt', 'exclude_nms', 'exclude_post_process',
                   'use_shared_conv', 'for_distill']
-    __inject__ = ['static_assigner', 'assigner', 'nms']
+    __inject__ = ['static_assigner', 'assigner', 'nms', 'loss']
 
     def __init__(self,
                  in_channels=[1024, 512, 256],
@@ -184,7 +207,8 @@ class PPYOLOEHead(nn.Layer):
                  exclude_post_process=False,
                  use_shared_conv=True,
                  for_distill=False,
-                 static_target='pred_iou'):
+                 static_target='pred_iou',
+                 loss=None):
         super().__init__()
         owner = type(self).__name__
         check_int_list(owner, 'in_channels', in_channels)
@@ -217,10 +241,12 @@ class PPYOLOEHead(nn.Layer):
             self.nms.trt = True
         self.static_assigner = _by_name(static_assigner, num_classes)
         self.assigner = _by_name(assigner, num_classes)
-        for name in ('nms', 'static_assigner', 'assigner'):
-            _check_component(name, getattr(self, name), num_classes)
-        self.loss = PPYOLOELoss(num_classes, reg_max, static_assigner_epoch, use_varifocal_loss,
-                                loss_weight, static_target)
+        self.loss = PPYOLOELoss(num_classes) if loss is None else _by_name(loss, num_classes)
+        _check_components(self.nms, self.static_assigner, self.assigner, self.loss, num_classes)
+        self.loss.use_head_settings(owner, {
+            'reg_max': reg_max, 'static_assigner_epoch': static_assigner_epoch,
+            'use_varifocal_loss': use_varifocal_loss, 'loss_weight': loss_weight,
+            'static_target': static_target})
 
         act = get_act_fn(act, trt=trt)
         num_bins = reg_max + 1
@@ -254,7 +280,8 @@ class PPYOLOEHead(nn.Layer):
         Args:
             feats (list[Tensor]): per level [B, in_channels[i], H_i, W_i] float32, in
                 ``fpn_strides`` order.
-            targets (dict): training only, see ``PPYOLOELoss.__call__``.
+            targets (dict): training only: ``gt_class``, ``gt_bbox``, ``pad_gt_mask``,
+                ``epoch_id`` (see ``losses.ppyoloe_loss.check_targets``).
         Returns:
             training: the loss dict of ``PPYOLOELoss``;
             eval: ``(pred_scores [B, C, L] sigmoid probabilities, pred_dist [B, L, 4] ltrb
@@ -291,8 +318,11 @@ class PPYOLOEHead(nn.Layer):
         return cls_logit, reg_logit
 
     def forward_train(self, feats, targets):
+        check_targets(targets, batch_size=feats[0].shape[0])
         anchors, anchor_points, num_anchors_list, stride_tensor = generate_anchors_for_grid_cell(
             feats, self.fpn_strides, self.grid_cell_scale, self.grid_cell_offset)
+        priors = Priors(anchor_points, anchors, stride_tensor.reshape([-1]), num_anchors_list,
+                        [tuple(feat.shape[2:]) for feat in feats])
         scores, distri = [], []
         for i, feat in enumerate(feats):
             cls_logit, reg_logit = self._level_logits(i, feat)
@@ -301,9 +331,13 @@ class PPYOLOEHead(nn.Layer):
         pred_scores = paddle.concat(scores, axis=1)  # [B, L, C]
         pred_distri = paddle.concat(distri, axis=1)  # [B, L, 4 * (reg_max + 1)]
         pred_bboxes = self._decode(anchor_points / stride_tensor, pred_distri)
-        return self.loss((pred_scores, pred_distri, pred_bboxes, anchors, anchor_points,
-                          num_anchors_list, stride_tensor), targets,
-                         self.static_assigner, self.assigner)
+        # Assigners see pixels and must not back-propagate into the predictions they score.
+        preds = Preds(pred_scores.detach(), pred_bboxes.detach() * stride_tensor)
+        mask = targets['pad_gt_mask']
+        gts = GTs(targets['gt_class'], targets['gt_bbox'],
+                  mask if mask.dtype == paddle.float32 else (mask > 0).astype('float32'))
+        return self.loss((pred_scores, pred_distri, pred_bboxes, priors, preds), gts,
+                         targets['epoch_id'], self.static_assigner, self.assigner)
 
     def _decode(self, points, pred_distri):
         """points [L, 2] and logits [B, L, 4 * (reg_max + 1)] -> boxes [B, L, 4], in strides."""
