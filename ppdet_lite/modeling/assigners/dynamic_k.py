@@ -1,0 +1,180 @@
+"""Dynamic-k matching on a list of candidate (GT, prior) pairs (OTA / YOLOX / NanoDet-Plus).
+
+Given each candidate pair's cost and IoU (IoU of the prior's predicted box with the GT):
+
+1. dynamic k: ``k_g = max(1, floor(sum of GT g's ``topk`` largest candidate IoUs))`` (fewer
+   terms when g has fewer candidates). The sum is taken in float64; the references sum the float32
+   IoUs in float32, which can only differ when the sum lies within float32 rounding of an integer.
+2. GT g claims its ``k_g`` lowest-cost candidates (equal costs: lowest prior index first, the
+   rule of ``ordering``); never more than it has candidates.
+3. conflicts: a prior claimed by several GTs keeps the claimant of lowest cost
+   (``conflicts.resolve_conflicts_pairs``, rule ``'min'``; equal costs: lowest GT slot).
+
+The per-GT top-k runs on int64 keys ``(float order of the value) * P + pair index``: distinct,
+so no kernel tie order is involved, and within a GT the pair index grows with the prior index.
+Each GT's pairs are cut into rows of ``width``; one ``topk`` keeps each row's best ``k``; the
+survivors of a GT are cut again until one row per GT remains (two rounds at 640 x 640). No host
+synchronisation.
+
+``per_prior_sum`` serves the costs: the part of a classification cost summed over the classes
+that do not depend on the GT, computed once per prior instead of once per pair.
+"""
+
+import paddle
+
+from .conflicts import resolve_conflicts_pairs
+from .ordering import monotone_bits
+
+__all__ = ['dynamic_k_matching', 'lowest_keys_per_gt', 'per_prior_sum']
+
+# Key of a left-out pair: above every real key, and a power of two, which Paddle's full_like
+# keeps exact (it passes the fill value through a float).
+_NONE = 2 ** 62
+_OFFSET = 2 ** 31
+# Rows of at least this many pairs per topk round; rows of about 1e6 elements keep Paddle's CPU
+# allocator out of its slow path for large tensors.
+_WIDTH = 256
+_CHUNK_ROWS = 16000
+
+
+def per_prior_sum(scores, fn):
+    """``sum over classes of fn(scores)`` per prior, by chunks of rows.
+
+    Args:
+        scores (Tensor): ``[N, C]`` float32 probabilities.
+        fn (callable): elementwise float32 -> float32.
+    Returns:
+        Tensor: ``[N]`` float32.
+    """
+    if scores.shape[0] <= _CHUNK_ROWS:
+        return fn(scores).sum(-1)
+    sizes = [_CHUNK_ROWS] * (scores.shape[0] // _CHUNK_ROWS)
+    if scores.shape[0] % _CHUNK_ROWS:
+        sizes.append(scores.shape[0] % _CHUNK_ROWS)
+    return paddle.concat([fn(part).sum(-1) for part in paddle.split(scores, sizes)])
+
+
+def lowest_keys_per_gt(keys, pair_gt, gt_start, gt_len, max_len, k):
+    """The ``k`` smallest keys of every GT's pairs, ascending.
+
+    Args:
+        keys (Tensor): ``[T, P]`` int64 below ``2**62``, T independent key sets over the same
+            pairs; ``2**62`` marks a pair left out.
+        pair_gt (Tensor): ``[P]`` int64 GT row of each pair; pairs grouped by GT, ascending.
+        gt_start, gt_len (Tensor): ``[G]`` int64 first pair and number of pairs of each GT.
+        max_len (int): ``max(gt_len)`` (host value).
+        k (int): keys kept per GT.
+    Returns:
+        Tensor: ``[T, G, k]`` int64, ``2**62`` where a GT has fewer than k keys.
+    """
+    num_types = keys.shape[0]
+    num_gts = gt_len.shape[0]
+    width = max(_WIDTH, 4 * k)
+    seg = pair_gt
+    pos = paddle.arange(keys.shape[1], dtype='int64') - paddle.gather(gt_start, pair_gt)
+    seg_len = gt_len
+    while max_len > width:
+        rows_per_gt = (seg_len + width - 1) // width
+        row_start = paddle.cumsum(rows_per_gt) - rows_per_gt
+        num_rows = keys.shape[1] // width + num_gts  # an upper bound of sum(rows_per_gt)
+        slot = (paddle.gather(row_start, seg) + pos // width) * width + pos % width
+        kept = _keep_lowest(keys, slot, num_rows, width, k)  # [T, num_rows, k]
+        # Output row r belongs to the GT whose rows span r; unused rows hold only _NONE.
+        row = paddle.arange(num_rows, dtype='int64')
+        row_gt = paddle.clip(paddle.searchsorted(row_start + rows_per_gt, row, right=True),
+                             max=num_gts - 1)
+        row_pos = (row - paddle.gather(row_start, row_gt)) * k
+        seg = row_gt.unsqueeze(1).tile([1, k]).reshape([-1])
+        pos = (row_pos.unsqueeze(1) + paddle.arange(k, dtype='int64')).reshape([-1])
+        keys = kept.reshape([num_types, -1])
+        seg_len = rows_per_gt * k
+        max_len = -(-max_len // width) * k
+    width = max(max_len, k)
+    return _keep_lowest(keys, seg * width + pos, num_gts, width, k)
+
+
+def _keep_lowest(keys, slot, num_rows, width, k):
+    """Scatter ``keys [T, E]`` to ``slot`` of ``[T, num_rows, width]`` and keep each row's k lowest.
+    Keys equal to ``_NONE`` go to a spare slot past the end, so they cannot overwrite a key."""
+    num_types = keys.shape[0]
+    size = num_rows * width
+    spare = paddle.full_like(slot, size)
+    offset = paddle.arange(num_types, dtype='int64').unsqueeze(1) * (size + 1)
+    index = paddle.where(keys < _NONE, slot.unsqueeze(0), spare.unsqueeze(0)) + offset
+    table = paddle.full([num_types * (size + 1)], _NONE, dtype='int64')
+    table = paddle.scatter(table, index.reshape([-1]), keys.reshape([-1]))
+    table = table.reshape([num_types, size + 1])[:, :size].reshape([num_types, num_rows, width])
+    return paddle.topk(table, k, axis=-1, largest=False)[0]
+
+
+def dynamic_k_matching(cost, iou, pair_gt, pair_prior, gt_start, gt_len, max_len, num_gts,
+                       num_flat, topk, valid=None, penalised=None):
+    """Steps 1-3 of the module docstring.
+
+    Args:
+        cost (Tensor): ``[P]`` float32 cost of each candidate pair (finite).
+        iou (Tensor): ``[P]`` float32 IoU of each pair, in [0, 1].
+        pair_gt (Tensor): ``[P]`` int64 GT row ``b * n + g``; pairs grouped by GT row, and within
+            a GT in ascending prior index; a (GT, prior) pair appears once.
+        pair_prior (Tensor): ``[P]`` int64 flat prior ``b * L + l`` (b = the GT row's image).
+        gt_start, gt_len (Tensor): ``[B * n]`` int64 first pair and pairs of each GT row.
+        max_len (int): ``max(gt_len)`` on the host.
+        num_gts (int): n, the GT slots per image.
+        num_flat (int): B * L.
+        topk (int): IoUs summed for k (YOLOX's candidate_topk 10, NanoDet-Plus's topk 13).
+        valid (Tensor|None): ``[P]`` bool, False for listed pairs that are not candidates (they
+            are ignored); None: all are.
+        penalised (Tensor|None): ``[P]`` bool, pairs whose cost carries SimOTA's outside penalty:
+            they rank after every unpenalised pair, by their own cost among themselves (in the
+            GT's ranking and among a prior's claimants). This is ``cost + M * penalised`` for any
+            M larger than the cost range, computed exactly (in float32 ``cost + 1e5`` would be
+            rounded to 1/128).
+    Returns:
+        (Tensor, Tensor): ``[B * L]`` int64 gt_index (slot or BACKGROUND) and ``[B * L]``
+        float32 IoU of each positive with its GT (0 elsewhere).
+    Raises:
+        ValueError: ``2**29`` candidate pairs or more (the keys would reach ``2**62``).
+    """
+    num_pairs = cost.shape[0]
+    if num_pairs >= 2 ** 29:
+        raise ValueError(f'dynamic_k_matching: {num_pairs} candidate pairs, fewer than 2**29 '
+                         f'supported')
+    index = paddle.arange(num_pairs, dtype='int64')
+    cost_order = monotone_bits(cost) + _OFFSET
+    if penalised is not None:
+        cost_order = cost_order + penalised.astype('int64') * 2 ** 32
+    keys = paddle.stack([cost_order * num_pairs + index,
+                         (_OFFSET - 1 - monotone_bits(iou)) * num_pairs + index])
+    if valid is not None:
+        keys = paddle.where(valid.unsqueeze(0), keys, paddle.full_like(keys, _NONE))
+    best = lowest_keys_per_gt(keys, pair_gt, gt_start, gt_len, max_len, topk)
+    present = best < _NONE
+    pair = paddle.where(present, best % max(num_pairs, 1), paddle.zeros_like(best))
+    top_iou = paddle.where(present[1], paddle.gather(iou, pair[1].reshape([-1])).reshape(
+        pair[1].shape), paddle.zeros(pair[1].shape, dtype='float32'))
+    dynamic_k = paddle.clip(paddle.floor(top_iou.astype('float64').sum(-1)), min=1)
+    rank = paddle.arange(topk, dtype='float64').unsqueeze(0)
+    claims = paddle.logical_and(present[0], rank < dynamic_k.unsqueeze(1)).reshape([-1])
+    claim_pair = pair[0].reshape([-1])
+    # Rows that claim nothing point at a spare prior past the end, dropped afterwards.
+    spare = paddle.full_like(claim_pair, num_flat)
+    claim_prior = paddle.where(claims, paddle.gather(pair_prior, claim_pair), spare)
+    slot = paddle.gather(pair_gt, claim_pair) % num_gts
+    if penalised is not None:
+        # Lexicographic conflicts: a penalised claim competes only at priors without an
+        # unpenalised one.
+        flag = paddle.gather(penalised, claim_pair)
+        clean = paddle.logical_and(claims, paddle.logical_not(flag)).astype('int64')
+        has_clean = paddle.put_along_axis(paddle.zeros([num_flat + 1], dtype='int64'),
+                                          claim_prior, clean, axis=0, reduce='amax')
+        competes = paddle.logical_not(paddle.logical_and(
+            flag, paddle.gather(has_clean, claim_prior) > 0))
+        claim_prior = paddle.where(competes, claim_prior, spare)
+    gt_index = resolve_conflicts_pairs(claim_prior, slot, paddle.gather(cost, claim_pair),
+                                       num_gts, num_flat + 1, 'min')
+    won = paddle.logical_and(claims, paddle.gather(gt_index, claim_prior) == slot)
+    pos_iou = paddle.scatter(paddle.zeros([num_flat + 1], dtype='float32'),
+                             paddle.where(won, claim_prior, spare),
+                             paddle.where(won, paddle.gather(iou, claim_pair),
+                                          paddle.zeros([claim_pair.shape[0]], dtype='float32')))
+    return gt_index[:num_flat], pos_iou[:num_flat]

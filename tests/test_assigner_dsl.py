@@ -1,0 +1,292 @@
+"""DynamicSoftLabelAssigner (NanoDet-Plus): hand-computed cases pinning each rule, and equality with
+a dense numpy definition written here (own inside / IoU code) on random and tie-heavy batches."""
+
+import math
+
+import numpy as np
+import paddle
+import pytest
+
+from ppdet_lite.modeling.assigners import (BACKGROUND, DynamicSoftLabelAssigner, GTs, Preds,
+                                           Priors, grid_priors)
+
+
+def priors_64(shapes=((8, 8), (4, 4)), strides=(8, 16)):
+    return grid_priors(list(shapes), list(strides))
+
+
+def one_image(boxes, labels, scores, pred_boxes):
+    """GTs and Preds of one image from lists (all GT slots real)."""
+    gts = GTs(paddle.to_tensor(np.array(labels, 'int64').reshape(1, -1, 1)),
+              paddle.to_tensor(np.array(boxes, 'float32').reshape(1, -1, 4)),
+              paddle.ones([1, len(boxes), 1], dtype='float32'))
+    preds = Preds(paddle.to_tensor(np.array(scores, 'float32')[None]),
+                  paddle.to_tensor(np.array(pred_boxes, 'float32')[None]))
+    return gts, preds
+
+
+def single_level(cols, rows, stride=8):
+    """One level; prior (r, c) has index r * cols + c and centre ((c + .5) * stride, ...)."""
+    return grid_priors([(rows, cols)], [stride])
+
+
+def bce(p, t):
+    return -(t * max(math.log(p), -100) + (1 - t) * max(math.log(1 - p), -100))
+
+
+# ---------------------------------------------------------------------------------------------
+# hand-computed cases
+
+
+def test_candidates_are_the_priors_strictly_inside_the_gt():
+    # 4 x 4 grid, stride 8: centres 4, 12, 20, 28 on each axis. GT [4, 4, 20.5, 20].
+    priors = single_level(4, 4)
+    num = 16
+    scores = np.full((num, 2), 0.5)
+    # Every prediction is the GT box itself: IoU 1, so k = min(13, candidates) takes them all.
+    box = [4, 4, 20.5, 20]
+    gts, preds = one_image([box], [0], scores, [box] * num)
+    result = DynamicSoftLabelAssigner(num_classes=2).assign(priors, gts, preds)
+    # x in {12, 20} (20 < 20.5), y in {12} (20 is not < 20): priors (r=1, c=1) and (1, 2).
+    expected = np.full(num, BACKGROUND)
+    expected[[1 * 4 + 1, 1 * 4 + 2]] = 0
+    np.testing.assert_array_equal(result.gt_index.numpy()[0], expected)
+
+
+def test_dynamic_k_is_the_floor_of_the_top_iou_sum():
+    # GT [0, 0, 32, 16]: the 4 x 2 priors of row 0 and 1 of a 4 x 4 grid (stride 8) are inside.
+    priors = single_level(4, 4)
+    gt = [0, 0, 32, 16]
+    # Predictions of the 8 inside priors: boxes [0, 0, w, 16] with IoU w / 32.
+    widths = [28.8, 25.6, 22.4, 9.6, 6.4, 3.2, 3.2, 3.2]  # IoUs .9 .8 .7 .3 .2 .1 .1 .1
+    preds = [[0, 0, w, 16] for w in widths] + [[40, 40, 50, 50]] * 8
+    scores = np.full((16, 1), 0.5)
+    gts, preds = one_image([gt], [0], scores, preds)
+    result = DynamicSoftLabelAssigner(num_classes=1).assign(priors, gts, preds)
+    # sum of the 8 IoUs (fewer than 13 candidates) = 3.2 -> k = 3; equal scores, so the cost
+    # decreases with the IoU: the three best IoUs win.
+    assert sum(w / 32 for w in widths) == pytest.approx(3.2)
+    np.testing.assert_array_equal(np.nonzero(result.gt_index.numpy()[0] == 0)[0], [0, 1, 2])
+    np.testing.assert_allclose(result.assigned_scores.numpy()[0, :3, 0], [0.9, 0.8, 0.7],
+                               rtol=1e-6)
+
+
+def test_classification_cost_sums_over_all_classes_with_soft_label_and_scale():
+    # Two candidates of a class-0 GT [0, 0, 16, 8] (priors 0 and 1 of a 4 x 4 grid, stride 8).
+    # A: IoU .5, p = (.5, .01);  B: IoU .625, p = (.625, .95). IoU sum 1.125 -> k = 1.
+    priors = single_level(4, 4)
+    gt = [0, 0, 16, 8]
+    pred_a, pred_b = [0, 0, 8, 8], [0, 0, 10, 8]  # IoU 64/128 = .5 and 80/128 = .625
+    scores = np.full((16, 2), 0.3)
+    scores[0] = [0.5, 0.01]
+    scores[1] = [0.625, 0.95]
+    gts, preds = one_image([gt], [0], scores, [pred_a, pred_b] + [[40, 40, 50, 50]] * 14)
+    cost_a = (bce(0.5, 0.5) * (0.5 - 0.5) ** 2 + bce(0.01, 0) * 0.01 ** 2
+              + 3 * -math.log(0.5 + 1e-7))                      # 0 + 1e-6 + 2.079 = 2.079
+    cost_b = (bce(0.625, 0.625) * 0 + bce(0.95, 0) * 0.95 ** 2
+              + 3 * -math.log(0.625 + 1e-7))                    # 0 + 2.704 + 1.410 = 4.114
+    assert cost_a < cost_b
+    # Keeping the GT class's term only (mmyolo) would pick B: 1.410 < 2.079.
+    result = DynamicSoftLabelAssigner(num_classes=2).assign(priors, gts, preds)
+    np.testing.assert_array_equal(np.nonzero(result.gt_index.numpy()[0] >= 0)[0], [0])
+    np.testing.assert_allclose(result.assigned_scores.numpy()[0, 0], [0.5, 0], rtol=1e-6)
+
+
+def test_conflict_goes_to_the_claimant_of_lowest_cost_not_highest_iou():
+    # One prior (index 5, centre (12, 12)) inside both GTs; every other prediction is far away.
+    priors = single_level(4, 4)
+    gt0, gt1 = [8, 8, 16, 16], [6, 6, 18, 18]
+    pred = [8, 8, 16, 16]                        # IoU 1 with GT0, 64/144 = .444 with GT1
+    scores = np.full((16, 2), 0.5)
+    scores[5] = [0.01, 0.9]                      # class 1 (GT1) is the confident one
+    preds = [[100, 100, 110, 110]] * 16
+    preds[5] = pred
+    gts, preds = one_image([gt0, gt1], [0, 1], scores, preds)
+    u1 = 64 / 144
+    cost0 = bce(0.01, 1) * (1 - 0.01) ** 2 + bce(0.9, 0) * 0.9 ** 2 + 3 * -math.log(1 + 1e-7)
+    cost1 = bce(0.01, 0) * 0.01 ** 2 + bce(0.9, u1) * (u1 - 0.9) ** 2 + 3 * -math.log(u1 + 1e-7)
+    assert cost1 < cost0                         # 2.71 < 6.38 although IoU .44 < 1
+    result = DynamicSoftLabelAssigner(num_classes=2).assign(priors, gts, preds)
+    expected = np.full(16, BACKGROUND)
+    expected[5] = 1
+    np.testing.assert_array_equal(result.gt_index.numpy()[0], expected)
+    assert result.assigned_labels.numpy()[0, 5] == 1
+    np.testing.assert_allclose(result.assigned_scores.numpy()[0, 5], [0, u1], rtol=1e-6)
+
+
+def test_equal_costs_go_to_the_lowest_prior_index():
+    # All predictions equal: every candidate of the GT has the same cost; k = 1 (IoU sum < 2).
+    priors = single_level(4, 4)
+    gts, preds = one_image([[0, 0, 32, 32]], [0], np.full((16, 1), 0.2), [[0, 0, 8, 8]] * 16)
+    result = DynamicSoftLabelAssigner(num_classes=1).assign(priors, gts, preds)
+    np.testing.assert_array_equal(np.nonzero(result.gt_index.numpy()[0] >= 0)[0], [0])
+
+
+# ---------------------------------------------------------------------------------------------
+# dense numpy definition
+
+
+def np_iou(a, b):
+    """IoU of boxes a [..., 4] and b [..., 4] (broadcast), float32 with 1e-9 added to the union."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = w * h
+    area = lambda x: (np.clip(x[..., 2] - x[..., 0], 0, None)  # noqa: E731
+                      * np.clip(x[..., 3] - x[..., 1], 0, None))
+    return inter / (area(a) + area(b) - inter + np.float32(1e-9))
+
+
+def dense_dsl(points, labels, boxes, mask, scores, pred_boxes, topk=13, iou_factor=3.0):
+    """gt_index [B, L] and the positives' IoU [B, L], straight from the definition."""
+    batch, num_gts = boxes.shape[:2]
+    num_priors = points.shape[0]
+    gt_index = np.full((batch, num_priors), BACKGROUND)
+    pos_iou = np.zeros((batch, num_priors), np.float32)
+    x, y = points[:, 0], points[:, 1]
+    for b in range(batch):
+        p = scores[b].astype(np.float64)                                      # [L, C]
+        iou = np_iou(pred_boxes[b][None], boxes[b][:, None])                   # [n, L]
+        claims = {}
+        for g in range(num_gts):
+            if mask[b, g, 0] == 0:
+                continue
+            x1, y1, x2, y2 = boxes[b, g]
+            inside = (x - x1 > 0) & (y - y1 > 0) & (x2 - x > 0) & (y2 - y > 0)
+            cand = np.nonzero(inside)[0]
+            if len(cand) == 0:
+                continue
+            u = iou[g, cand].astype(np.float64)
+            t = np.zeros_like(p[cand])
+            t[:, labels[b, g, 0]] = u
+            log_p = np.maximum(np.log(np.maximum(p[cand], 0)), -100)
+            log_q = np.maximum(np.log(np.maximum(1 - p[cand], 0)), -100)
+            cls = (-(t * log_p + (1 - t) * log_q) * (t - p[cand]) ** 2).sum(-1)
+            cost = cls + iou_factor * -np.log(u + 1e-7)
+            k = max(1, int(math.floor(np.sort(u)[::-1][:topk].sum())))
+            for j in sorted(range(len(cand)), key=lambda j: (cost[j], cand[j]))[:k]:
+                claims.setdefault(cand[j], []).append((cost[j], g))
+        for prior, pairs in claims.items():
+            g = min(pairs)[1]
+            gt_index[b, prior] = g
+            pos_iou[b, prior] = iou[g, prior]
+    return gt_index, pos_iou
+
+
+def random_batch(rng, priors, batch, num_gts, num_classes, whole=False, equal_preds=False,
+                 size=64):
+    points = priors.points.numpy()
+    num_priors = len(points)
+    wh = rng.uniform(3, size * 0.8, (batch, num_gts, 2))
+    xy = rng.uniform(0, 1, (batch, num_gts, 2)) * (size - wh)
+    boxes = np.concatenate([xy, xy + wh], -1)
+    if whole:
+        boxes = np.round(boxes)
+    mask = (rng.uniform(size=(batch, num_gts, 1)) < 0.8).astype('float32')
+    labels = rng.integers(0, num_classes, (batch, num_gts, 1))
+    if equal_preds:
+        scores = np.full((batch, num_priors, num_classes), 0.3)
+        side = np.repeat(priors.strides.numpy()[None, :, None], batch, 0) * 2
+        pred = np.concatenate([points - side, points + side], -1)
+    else:
+        scores = rng.uniform(0.001, 0.999, (batch, num_priors, num_classes))
+        dist = rng.uniform(1, size / 2, (batch, num_priors, 4))
+        pred = np.concatenate([points - dist[..., :2], points + dist[..., 2:]], -1)
+    return (labels, boxes.astype('float32'), mask, scores.astype('float32'),
+            pred.astype('float32'))
+
+
+def as_inputs(labels, boxes, mask, scores, pred):
+    return (GTs(paddle.to_tensor(labels), paddle.to_tensor(boxes), paddle.to_tensor(mask)),
+            Preds(paddle.to_tensor(scores), paddle.to_tensor(pred)))
+
+
+@pytest.mark.parametrize('seed, whole, equal_preds', [(0, False, False), (1, True, False),
+                                                      (2, True, True), (3, False, True)])
+def test_batched_equals_per_image_equals_dense_definition(seed, whole, equal_preds):
+    rng = np.random.default_rng(seed)
+    priors = priors_64(((8, 8), (4, 4), (2, 2)), (8, 16, 32))
+    batch = random_batch(rng, priors, 3, 6, 4, whole, equal_preds)
+    assigner = DynamicSoftLabelAssigner(num_classes=4)
+    result = assigner.assign(priors, *as_inputs(*batch))
+    gt_index, pos_iou = dense_dsl(priors.points.numpy(), *batch)
+    np.testing.assert_array_equal(result.gt_index.numpy(), gt_index)
+    assert (gt_index >= 0).sum() > 5
+    labels = batch[0][..., 0]
+    expected_scores = np.zeros((3, 84, 4), np.float32)
+    for b, l in zip(*np.nonzero(gt_index >= 0)):
+        expected_scores[b, l, labels[b, gt_index[b, l]]] = pos_iou[b, l]
+    np.testing.assert_allclose(result.assigned_scores.numpy(), expected_scores, rtol=1e-6)
+    for b in range(3):
+        single = assigner.assign(priors, *as_inputs(*(a[b:b + 1] for a in batch)))
+        np.testing.assert_array_equal(single.gt_index.numpy()[0], result.gt_index.numpy()[b])
+        np.testing.assert_array_equal(single.assigned_scores.numpy()[0],
+                                      result.assigned_scores.numpy()[b])
+
+
+def test_large_gts_take_several_topk_rounds():
+    # 40 x 40 priors of stride 2: a GT over most of the image has > 1000 candidates, more than one
+    # row of the per-GT top-k; the result must still be the dense one.
+    rng = np.random.default_rng(5)
+    priors = grid_priors([(40, 40)], [2])
+    batch = random_batch(rng, priors, 2, 3, 3, size=80)
+    result = DynamicSoftLabelAssigner(num_classes=3).assign(priors, *as_inputs(*batch))
+    np.testing.assert_array_equal(result.gt_index.numpy(),
+                                  dense_dsl(priors.points.numpy(), *batch)[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# degenerate inputs and arguments
+
+
+def test_zero_gt_zero_priors_and_fully_padded_batches_are_background():
+    assigner = DynamicSoftLabelAssigner(num_classes=3)
+    priors = priors_64()
+    rng = np.random.default_rng(0)
+    labels, boxes, mask, scores, pred = random_batch(rng, priors, 2, 3, 3)
+    empty = assigner.assign(priors, *as_inputs(labels[:, :0], boxes[:, :0], mask[:, :0], scores,
+                                               pred))
+    assert empty.gt_index.shape == [2, 80] and (empty.gt_index.numpy() == BACKGROUND).all()
+    padded = assigner.assign(priors, *as_inputs(labels, boxes, mask * 0, scores, pred))
+    assert (padded.gt_index.numpy() == BACKGROUND).all()
+    assert (padded.assigned_labels.numpy() == 3).all()
+    assert (padded.assigned_scores.numpy() == 0).all()
+    none = Priors(paddle.zeros([0, 2]), paddle.zeros([0, 4]), paddle.zeros([0]), [0], [(0, 0)])
+    zero = assigner.assign(none, *as_inputs(labels, boxes, mask, scores[:, :0], pred[:, :0]))
+    assert zero.gt_index.shape == [2, 0]
+
+
+def test_an_empty_level_is_skipped():
+    rng = np.random.default_rng(4)
+    priors = priors_64()
+    with_empty = Priors(priors.points, priors.boxes, priors.strides, [64, 0, 16],
+                        [(8, 8), (0, 0), (4, 4)])
+    batch = random_batch(rng, priors, 2, 4, 3)
+    result = DynamicSoftLabelAssigner(num_classes=3).assign(with_empty, *as_inputs(*batch))
+    np.testing.assert_array_equal(result.gt_index.numpy(),
+                                  dense_dsl(priors.points.numpy(), *batch)[0])
+
+
+def test_bad_class_id_and_missing_preds_are_errors():
+    priors = priors_64()
+    rng = np.random.default_rng(0)
+    labels, boxes, mask, scores, pred = random_batch(rng, priors, 1, 2, 3)
+    mask[:] = 1
+    labels[0, 1, 0] = 3
+    assigner = DynamicSoftLabelAssigner(num_classes=3)
+    with pytest.raises(ValueError, match=r'gt_class\[0, 1\] = 3'):
+        assigner.assign(priors, *as_inputs(labels, boxes, mask, scores, pred))
+    with pytest.raises(ValueError, match='needs preds'):
+        assigner.assign(priors, as_inputs(labels, boxes, mask, scores, pred)[0])
+    with pytest.raises(ValueError, match='preds.scores'):
+        assigner.assign(priors, *as_inputs(labels * 0, boxes, mask, scores[..., :2], pred))
+
+
+@pytest.mark.parametrize('kwargs, error, text', [
+    (dict(topk=0), ValueError, 'topk'), (dict(topk=2.5), TypeError, 'topk'),
+    (dict(iou_factor=-1), ValueError, 'iou_factor'), (dict(iou_factor='3'), TypeError,
+                                                       'iou_factor'),
+    (dict(num_classes=0), ValueError, 'num_classes')])
+def test_constructor_arguments_are_validated(kwargs, error, text):
+    with pytest.raises(error, match=f'DynamicSoftLabelAssigner: {text}'):
+        DynamicSoftLabelAssigner(**kwargs)

@@ -1,0 +1,318 @@
+"""SimOTAAssigner (YOLOX): hand-computed cases pinning each rule, and equality with a dense numpy
+definition written here (own inside / centre-region / IoU code) on random and tie-heavy batches."""
+
+import math
+
+import numpy as np
+import paddle
+import pytest
+
+from ppdet_lite.modeling.assigners import (BACKGROUND, GTs, Preds, Priors, SimOTAAssigner,
+                                           grid_priors)
+
+
+def one_image(boxes, labels, scores, pred_boxes):
+    """GTs and Preds of one image from lists (all GT slots real)."""
+    gts = GTs(paddle.to_tensor(np.array(labels, 'int64').reshape(1, -1, 1)),
+              paddle.to_tensor(np.array(boxes, 'float32').reshape(1, -1, 4)),
+              paddle.ones([1, len(boxes), 1], dtype='float32'))
+    preds = Preds(paddle.to_tensor(np.array(scores, 'float32')[None]),
+                  paddle.to_tensor(np.array(pred_boxes, 'float32')[None]))
+    return gts, preds
+
+
+def positives(result):
+    return np.nonzero(result.gt_index.numpy()[0] >= 0)[0]
+
+
+def bce(p, t):
+    return -(t * max(math.log(p), -100) + (1 - t) * max(math.log(1 - p), -100))
+
+
+# ---------------------------------------------------------------------------------------------
+# hand-computed cases
+
+
+@pytest.mark.parametrize('radius, expected', [
+    # 8 x 8 grid, stride 8: centres 4, 12, ..., 60. GT [25, 25, 31, 31], centre 28: only prior
+    # (r=3, c=3) = index 27 is inside the box.
+    # radius 1: centre region (20, 36) on both axes: 28 only (20 is not > 20): in both.
+    (1.0, [27]),
+    # radius 1.5: (16, 40): 20, 28, 36 -> the 3 x 3 block around index 27.
+    (1.5, [18, 19, 20, 26, 27, 28, 34, 35, 36]),
+])
+def test_candidates_are_in_box_or_in_the_centre_region(radius, expected):
+    # Every prediction is the GT box (IoU 1) and all scores are equal, so k = min(10, candidates)
+    # and every candidate is taken: the positives are exactly the candidates.
+    gt = [25, 25, 31, 31]
+    gts, preds = one_image([gt], [0], np.full((64, 1), 0.5), [gt] * 64)
+    result = SimOTAAssigner(center_radius=radius, num_classes=1).assign(
+        grid_priors([(8, 8)], [8]), gts, preds)
+    np.testing.assert_array_equal(positives(result), expected)
+
+
+def test_candidates_outside_box_and_centre_pay_the_penalty():
+    # GT [9, 9, 47, 15] (x 12..44 inside, y 12 inside: row 1), radius 1: centre (28, 12) -> the
+    # centre region (20, 36) x (4, 20) holds x = 28 only on row 1. In box and centre: index 11.
+    # Predictions: IoU .5 everywhere ([9, 9, 28, 15] has half the width), except prior 9 (x 12,
+    # in the box only) whose prediction is the GT box itself (IoU 1, the best IoU cost).
+    # IoU sum over the 5 box candidates: 1 + 4 * .5 = 3 -> k = 3: index 11 first, then the two
+    # lowest-index penalised candidates (9 does not win despite its IoU 1: the penalty is 1e5).
+    gt = [9, 9, 47, 15]
+    preds = [[9, 9, 28, 15]] * 64
+    preds[9] = gt
+    gts, preds = one_image([gt], [0], np.full((64, 1), 0.5), preds)
+    result = SimOTAAssigner(center_radius=1.0, num_classes=1, use_vfl=False).assign(
+        grid_priors([(8, 8)], [8]), gts, preds)
+    np.testing.assert_array_equal(positives(result), [9, 10, 11])
+
+
+@pytest.mark.parametrize('use_vfl', [False, True])
+def test_classification_cost_sums_bce_over_all_classes(use_vfl):
+    # Two candidates of a class-0 GT [0, 0, 16, 8] (priors 0 and 1 of a 4 x 4 grid, stride 8,
+    # radius 1: both in box and centre). A: IoU .5, p = (.5, .01); B: IoU .625, p = (.625, .95).
+    # IoU sum 1.125 -> k = 1.
+    gt = [0, 0, 16, 8]
+    scores = np.full((16, 2), 0.3)
+    scores[0] = [0.5, 0.01]
+    scores[1] = [0.625, 0.95]
+    gts, preds = one_image([gt], [0], scores, [[0, 0, 8, 8], [0, 0, 10, 8]] + [[40] * 4] * 14)
+    if use_vfl:   # positive term u * BCE(p, u), negative terms .75 * p**2 * BCE(p, 0)
+        cost_a = 0.5 * bce(0.5, 0.5) + 0.75 * 0.01 ** 2 * bce(0.01, 0)        # 0.347
+        cost_b = 0.625 * bce(0.625, 0.625) + 0.75 * 0.95 ** 2 * bce(0.95, 0)  # 0.414 + 2.028
+    else:         # one-hot target: BCE(p_c, 1) + sum of BCE(p_k, 0)
+        cost_a = bce(0.5, 1) + bce(0.01, 0)                                   # 0.703
+        cost_b = bce(0.625, 1) + bce(0.95, 0)                                 # 3.466
+    cost_a += 3 * -math.log(0.5 + 1e-7)
+    cost_b += 3 * -math.log(0.625 + 1e-7)
+    assert cost_a < cost_b      # without the other class's term B would win
+    result = SimOTAAssigner(center_radius=1.0, num_classes=2, use_vfl=use_vfl).assign(
+        grid_priors([(4, 4)], [8]), gts, preds)
+    np.testing.assert_array_equal(positives(result), [0])
+    # Target: the IoU of the prediction at the GT class.
+    np.testing.assert_allclose(result.assigned_scores.numpy()[0, 0], [0.5, 0], rtol=1e-6)
+
+
+def test_dynamic_k_is_the_floor_of_the_top_ten_iou_sum():
+    # GT [0, 0, 64, 16], radius 1: rows 0-1 of an 8 x 8 grid (16 priors) in the box; the
+    # centre region (24, 40) x (0, 16) holds x 28, 36 on rows 0-1: priors 3, 4, 11, 12 are in
+    # both. Their predictions have IoUs .9 .8 .7 .6 (boxes [0, 0, w, 16]); the other 12 box
+    # candidates .05 each. Top-10 sum: 3.0 + 6 * .05 = 3.3 -> k = 3.
+    gt = [0, 0, 64, 16]
+    preds = [[0, 0, 3.2, 16]] * 64
+    for prior, iou in zip((3, 4, 11, 12), (0.9, 0.8, 0.7, 0.6)):
+        preds[prior] = [0, 0, 64 * iou, 16]
+    gts, preds = one_image([gt], [0], np.full((64, 1), 0.5), preds)
+    result = SimOTAAssigner(center_radius=1.0, num_classes=1, use_vfl=False).assign(
+        grid_priors([(8, 8)], [8]), gts, preds)
+    np.testing.assert_array_equal(positives(result), [3, 4, 11])
+
+
+def test_conflict_goes_to_the_claimant_of_lowest_cost_not_highest_iou():
+    # Prior 5 (centre (12, 12)) is the only in-box candidate of both GTs (radius .5: centre
+    # regions (8, 16) around 12). Its prediction has IoU 1 with GT0 and 64/144 with GT1, but
+    # its class-1 score is the confident one.
+    gt0, gt1 = [8, 8, 16, 16], [6, 6, 18, 18]
+    scores = np.full((16, 2), 0.5)
+    scores[5] = [0.01, 0.9]
+    preds = [[100, 100, 110, 110]] * 16
+    preds[5] = [8, 8, 16, 16]
+    gts, preds = one_image([gt0, gt1], [0, 1], scores, preds)
+    u1 = 64 / 144
+    cost0 = bce(0.01, 1) + bce(0.9, 0) + 3 * -math.log(1 + 1e-7)          # 6.91
+    cost1 = bce(0.01, 0) + bce(0.9, 1) + 3 * -math.log(u1 + 1e-7)         # 2.55
+    assert cost1 < cost0
+    result = SimOTAAssigner(center_radius=0.5, num_classes=2, use_vfl=False).assign(
+        grid_priors([(4, 4)], [8]), gts, preds)
+    expected = np.full(16, BACKGROUND)
+    expected[5] = 1
+    np.testing.assert_array_equal(result.gt_index.numpy()[0], expected)
+    np.testing.assert_allclose(result.assigned_scores.numpy()[0, 5], [0, u1], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# dense numpy definition
+
+
+def np_iou(a, b):
+    """IoU of boxes a [..., 4] and b [..., 4] (broadcast), float32 with 1e-9 added to the union."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = w * h
+    area = lambda x: (np.clip(x[..., 2] - x[..., 0], 0, None)  # noqa: E731
+                      * np.clip(x[..., 3] - x[..., 1], 0, None))
+    return inter / (area(a) + area(b) - inter + np.float32(1e-9))
+
+
+def dense_simota(points, strides, labels, boxes, mask, scores, pred_boxes, center_radius=2.5,
+                 candidate_topk=10, iou_weight=3.0, cls_weight=1.0, use_vfl=True):
+    """gt_index [B, L] and the positives' IoU [B, L], straight from the definition."""
+    batch, num_gts = boxes.shape[:2]
+    num_priors = points.shape[0]
+    gt_index = np.full((batch, num_priors), BACKGROUND)
+    pos_iou = np.zeros((batch, num_priors), np.float32)
+    x, y = points[:, 0], points[:, 1]
+    reach = np.float32(center_radius) * strides
+    for b in range(batch):
+        p = scores[b].astype(np.float64)
+        log_p = np.maximum(np.log(np.maximum(p, 0)), -100)
+        log_q = np.maximum(np.log(np.maximum(1 - p, 0)), -100)
+        iou = np_iou(pred_boxes[b][None], boxes[b][:, None])
+        claims = {}
+        for g in range(num_gts):
+            if mask[b, g, 0] == 0:
+                continue
+            x1, y1, x2, y2 = boxes[b, g]
+            in_box = (x - x1 > 0) & (y - y1 > 0) & (x2 - x > 0) & (y2 - y > 0)
+            cx, cy = (x1 + x2) / np.float32(2), (y1 + y2) / np.float32(2)
+            in_ctr = ((x - (cx - reach) > 0) & (y - (cy - reach) > 0)
+                      & ((cx + reach) - x > 0) & ((cy + reach) - y > 0))
+            cand = np.nonzero(in_box | in_ctr)[0]
+            if len(cand) == 0:
+                continue
+            u = iou[g, cand].astype(np.float64)
+            t = np.zeros_like(p[cand])
+            t[:, labels[b, g, 0]] = u if use_vfl else 1
+            loss = -(t * log_p[cand] + (1 - t) * log_q[cand])
+            if use_vfl:
+                loss = loss * np.where(t > 0, t, 0.75 * np.abs(p[cand] - t) ** 2)
+            cost = (cls_weight * loss.sum(-1) + iou_weight * -np.log(u + 1e-7)
+                    + 1e5 * ~(in_box[cand] & in_ctr[cand]))
+            k = max(1, int(math.floor(np.sort(u)[::-1][:candidate_topk].sum())))
+            for j in sorted(range(len(cand)), key=lambda j: (cost[j], cand[j]))[:k]:
+                claims.setdefault(cand[j], []).append((cost[j], g))
+        for prior, pairs in claims.items():
+            g = min(pairs)[1]
+            gt_index[b, prior] = g
+            pos_iou[b, prior] = iou[g, prior]
+    return gt_index, pos_iou
+
+
+def random_batch(rng, priors, batch, num_gts, num_classes, whole=False, equal_preds=False,
+                 size=64):
+    points = priors.points.numpy()
+    num_priors = len(points)
+    wh = rng.uniform(2, size * 0.8, (batch, num_gts, 2))
+    xy = rng.uniform(0, 1, (batch, num_gts, 2)) * (size - wh)
+    boxes = np.concatenate([xy, xy + wh], -1)
+    if whole:
+        boxes = np.round(boxes)
+    mask = (rng.uniform(size=(batch, num_gts, 1)) < 0.8).astype('float32')
+    labels = rng.integers(0, num_classes, (batch, num_gts, 1))
+    if equal_preds:
+        scores = np.full((batch, num_priors, num_classes), 0.3)
+        side = np.repeat(priors.strides.numpy()[None, :, None], batch, 0) * 2
+        pred = np.concatenate([points - side, points + side], -1)
+    else:
+        scores = rng.uniform(0.001, 0.999, (batch, num_priors, num_classes))
+        dist = rng.uniform(1, size / 2, (batch, num_priors, 4))
+        pred = np.concatenate([points - dist[..., :2], points + dist[..., 2:]], -1)
+    return (labels, boxes.astype('float32'), mask, scores.astype('float32'),
+            pred.astype('float32'))
+
+
+def as_inputs(labels, boxes, mask, scores, pred):
+    return (GTs(paddle.to_tensor(labels), paddle.to_tensor(boxes), paddle.to_tensor(mask)),
+            Preds(paddle.to_tensor(scores), paddle.to_tensor(pred)))
+
+
+@pytest.mark.parametrize('seed, whole, equal_preds, use_vfl', [
+    (0, False, False, True), (1, True, False, False), (2, True, True, True),
+    (3, False, True, False)])
+def test_batched_equals_per_image_equals_dense_definition(seed, whole, equal_preds, use_vfl):
+    rng = np.random.default_rng(seed)
+    priors = grid_priors([(8, 8), (4, 4), (2, 2)], [8, 16, 32])
+    batch = random_batch(rng, priors, 3, 6, 4, whole, equal_preds)
+    assigner = SimOTAAssigner(num_classes=4, use_vfl=use_vfl)
+    result = assigner.assign(priors, *as_inputs(*batch))
+    gt_index, pos_iou = dense_simota(priors.points.numpy(), priors.strides.numpy(), *batch,
+                                     use_vfl=use_vfl)
+    np.testing.assert_array_equal(result.gt_index.numpy(), gt_index)
+    assert (gt_index >= 0).sum() > 5
+    labels = batch[0][..., 0]
+    expected_scores = np.zeros((3, 84, 4), np.float32)
+    for b, l in zip(*np.nonzero(gt_index >= 0)):
+        expected_scores[b, l, labels[b, gt_index[b, l]]] = pos_iou[b, l]
+    np.testing.assert_allclose(result.assigned_scores.numpy(), expected_scores, rtol=1e-6)
+    for b in range(3):
+        single = assigner.assign(priors, *as_inputs(*(a[b:b + 1] for a in batch)))
+        np.testing.assert_array_equal(single.gt_index.numpy()[0], result.gt_index.numpy()[b])
+        np.testing.assert_array_equal(single.assigned_scores.numpy()[0],
+                                      result.assigned_scores.numpy()[b])
+
+
+def test_large_gts_and_other_arguments_match_the_dense_definition():
+    # 40 x 40 priors of stride 2: large GTs have > 1000 candidates (several top-k rounds).
+    rng = np.random.default_rng(5)
+    priors = grid_priors([(40, 40)], [2])
+    batch = random_batch(rng, priors, 2, 3, 3, size=80)
+    args = dict(center_radius=4.0, candidate_topk=20, iou_weight=1.0, cls_weight=2.0)
+    result = SimOTAAssigner(num_classes=3, **args).assign(priors, *as_inputs(*batch))
+    np.testing.assert_array_equal(
+        result.gt_index.numpy(),
+        dense_simota(priors.points.numpy(), priors.strides.numpy(), *batch, **args)[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# degenerate inputs and arguments
+
+
+def test_zero_gt_zero_priors_and_fully_padded_batches_are_background():
+    assigner = SimOTAAssigner(num_classes=3)
+    priors = grid_priors([(8, 8), (4, 4)], [8, 16])
+    rng = np.random.default_rng(0)
+    labels, boxes, mask, scores, pred = random_batch(rng, priors, 2, 3, 3)
+    empty = assigner.assign(priors, *as_inputs(labels[:, :0], boxes[:, :0], mask[:, :0], scores,
+                                               pred))
+    assert empty.gt_index.shape == [2, 80] and (empty.gt_index.numpy() == BACKGROUND).all()
+    padded = assigner.assign(priors, *as_inputs(labels, boxes, mask * 0, scores, pred))
+    assert (padded.gt_index.numpy() == BACKGROUND).all()
+    assert (padded.assigned_labels.numpy() == 3).all()
+    assert (padded.assigned_scores.numpy() == 0).all()
+    none = Priors(paddle.zeros([0, 2]), paddle.zeros([0, 4]), paddle.zeros([0]), [0], [(0, 0)])
+    zero = assigner.assign(none, *as_inputs(labels, boxes, mask, scores[:, :0], pred[:, :0]))
+    assert zero.gt_index.shape == [2, 0]
+
+
+def test_an_empty_level_is_skipped():
+    rng = np.random.default_rng(4)
+    priors = grid_priors([(8, 8), (4, 4)], [8, 16])
+    with_empty = Priors(priors.points, priors.boxes, priors.strides, [64, 0, 16],
+                        [(8, 8), (0, 0), (4, 4)])
+    batch = random_batch(rng, priors, 2, 4, 3)
+    result = SimOTAAssigner(num_classes=3).assign(with_empty, *as_inputs(*batch))
+    np.testing.assert_array_equal(
+        result.gt_index.numpy(),
+        dense_simota(priors.points.numpy(), priors.strides.numpy(), *batch)[0])
+
+
+def test_bad_inputs_are_errors():
+    priors = grid_priors([(8, 8), (4, 4)], [8, 16])
+    rng = np.random.default_rng(0)
+    labels, boxes, mask, scores, pred = random_batch(rng, priors, 1, 2, 3)
+    mask[:] = 1
+    assigner = SimOTAAssigner(num_classes=3)
+    bad = labels.copy()
+    bad[0, 1, 0] = -1
+    with pytest.raises(ValueError, match=r'gt_class\[0, 1\] = -1'):
+        assigner.assign(priors, *as_inputs(bad, boxes, mask, scores, pred))
+    with pytest.raises(ValueError, match='needs preds'):
+        assigner.assign(priors, as_inputs(labels, boxes, mask, scores, pred)[0])
+    with pytest.raises(ValueError, match='preds.bboxes'):
+        assigner.assign(priors, *as_inputs(labels, boxes, mask, scores, pred[:, :10]))
+    shapes = Priors(priors.points, priors.boxes, priors.strides, [64, 16], [(8, 8), (4, 3)])
+    with pytest.raises(ValueError, match='level_shapes'):
+        assigner.assign(shapes, *as_inputs(labels, boxes, mask, scores, pred))
+
+
+@pytest.mark.parametrize('kwargs, error, text', [
+    (dict(center_radius=0), ValueError, 'center_radius'),
+    (dict(candidate_topk=0), ValueError, 'candidate_topk'),
+    (dict(iou_weight=-1.0), ValueError, 'iou_weight'),
+    (dict(cls_weight='1'), TypeError, 'cls_weight'),
+    (dict(use_vfl=1), TypeError, 'use_vfl'),
+    (dict(num_classes=0), ValueError, 'num_classes')])
+def test_constructor_arguments_are_validated(kwargs, error, text):
+    with pytest.raises(error, match=f'SimOTAAssigner: {text}'):
+        SimOTAAssigner(**kwargs)
