@@ -5,6 +5,7 @@ definition: every GT against every anchor, ``[B, n, L]`` tensors, ``paddle.topk`
 Results are compared for exact equality, ties included.
 """
 
+import copy
 import math
 import statistics
 
@@ -14,8 +15,7 @@ import paddle.nn.functional as F
 import pytest
 
 from ppdet_lite.modeling.assigners import ATSSAssigner, TaskAlignedAssigner
-from ppdet_lite.modeling.assigners.utils import points_in_boxes
-from ppdet_lite.modeling.bbox_utils import bbox_center, bbox_iou, generate_anchors_for_grid_cell
+from ppdet_lite.modeling.bbox_utils import generate_anchors_for_grid_cell
 
 BG = 80
 
@@ -176,94 +176,120 @@ def test_tal_anchor_claimed_by_two_gts_goes_to_higher_iou():
 
 
 # ------------------------------------------------------------------------------------------------
-# The dense definition (PaddleDetection 2.6's algorithm, written plainly).
+# The dense definitions, in numpy with their own IoU and inside code: every GT against every
+# prior, image by image, ranks by a stable sort (equal values: lowest prior index first).
 
 
-def dense_targets(positive, gt_labels, gt_bboxes, bg_index, num_classes):
-    """``positive [B, n, L]`` bool, at most one GT per anchor -> labels, boxes, one-hot scores."""
-    has_gt = positive.any(axis=1)
-    gt_index = positive.astype('float32').argmax(axis=1)  # first positive GT, else slot 0
-    labels = paddle.take_along_axis(gt_labels[..., 0], gt_index, axis=1)
-    labels = paddle.where(has_gt, labels, paddle.full_like(labels, bg_index))
-    bboxes = paddle.take_along_axis(gt_bboxes, gt_index.unsqueeze(-1).tile([1, 1, 4]), axis=1)
-    one_hot = F.one_hot(labels.astype('int64'), num_classes + 1)
-    keep = [c for c in range(num_classes + 1) if c != bg_index]
-    return labels, bboxes, paddle.index_select(one_hot, paddle.to_tensor(keep), axis=-1)
+def np_iou(a, b, eps):
+    """IoU of broadcasting float32 boxes ``[..., 4]`` (union + eps, as PaddleDetection)."""
+    lt, rb = np.maximum(a[..., :2], b[..., :2]), np.minimum(a[..., 2:], b[..., 2:])
+    wh = np.clip(rb - lt, 0, None)
+    overlap = wh[..., 0] * wh[..., 1]
+    area = lambda x: np.clip(x[..., 2] - x[..., 0], 0, None) * np.clip(x[..., 3] - x[..., 1], 0, None)  # noqa: E731,E501
+    return overlap / (area(a) + area(b) - overlap + np.float32(eps))
 
 
-def resolve_dense(positive, ious):
-    """Anchors positive for several GTs go to the GT with the highest IoU (first on ties)."""
-    best_gt = F.one_hot(ious.argmax(axis=1), ious.shape[1]).transpose([0, 2, 1]) > 0
-    contested = positive.astype('int64').sum(axis=1, keepdim=True) > 1
-    return (contested & best_gt) | (~contested & positive)
+def np_inside(points, box):
+    """Points ``[L, 2]`` strictly inside ``box [4]`` by more than 1e-9 on every side."""
+    x, y = points[:, 0], points[:, 1]
+    return (x - box[0] > 1e-9) & (y - box[1] > 1e-9) & (box[2] - x > 1e-9) & (box[3] - y > 1e-9)
+
+
+def np_top(values, k, largest=True):
+    """Indices of the k best values, lowest index first among equal ones."""
+    order = np.argsort(-values if largest else values, kind='stable')
+    return order[:k]
+
+
+def np_resolve(claims, score, real, conflict):
+    """``claims [n, L]`` -> slot of each prior (-1 none): highest score among the claimants, or
+    with ``conflict='ppdet'`` among all real slots where two or more claim; lowest slot on ties."""
+    competing = claims.copy()
+    if conflict == 'ppdet':
+        contested = claims.sum(axis=0) > 1
+        competing[:, contested] = real[:, None]
+    masked = np.where(competing, score, -np.inf)
+    return np.where(claims.any(axis=0), masked.argmax(axis=0), -1)
+
+
+def np_targets(gt_index, labels, boxes, pos_scores, num_classes):
+    """Labels, boxes and scores of one image from ``gt_index [L]``."""
+    slot = np.clip(gt_index, 0, None)
+    out_labels = np.where(gt_index >= 0, labels[slot], num_classes)
+    out_scores = np.zeros((len(gt_index), num_classes), 'float32')
+    pos = np.nonzero(gt_index >= 0)[0]
+    out_scores[pos, out_labels[pos]] = pos_scores[pos]
+    return out_labels, boxes[slot], out_scores
 
 
 def dense_atss(anchors, counts, gt_labels, gt_bboxes, pad_gt_mask, bg_index, num_classes, topk=9,
-               force_gt_matching=False, gt_scores=None, pred_bboxes=None):
-    """ATSS over every (GT, anchor) pair: ATSSAssigner's arguments, its (labels, boxes, scores)."""
-    batch_size, num_gts, _ = gt_bboxes.shape
-    num_anchors = anchors.shape[0]
-    if num_gts == 0:
-        return (paddle.full([batch_size, num_anchors], bg_index, gt_labels.dtype),
-                paddle.zeros([batch_size, num_anchors, 4]),
-                paddle.zeros([batch_size, num_anchors, num_classes]))
-    real = pad_gt_mask > 0
-    ious = bbox_iou(gt_bboxes.unsqueeze(2), anchors.reshape([1, 1, -1, 4]), 1e-10)
-    distances = (bbox_center(gt_bboxes).unsqueeze(2) -
-                 bbox_center(anchors).reshape([1, 1, -1, 2])).norm(2, axis=-1)
-    candidates, start = [], 0
-    for count in counts:
-        level = distances[:, :, start:start + count]
-        candidates.append(paddle.topk(level, topk, axis=-1, largest=False)[1] + start)
-        start += count
-    candidates = paddle.concat(candidates, axis=-1)
-    is_candidate = paddle.put_along_axis(paddle.zeros(ious.shape), candidates, 1.0, axis=-1) > 0
-    candidate_ious = paddle.take_along_axis(ious, candidates, axis=-1)
-    threshold = (candidate_ious.mean(axis=-1, keepdim=True) +
-                 candidate_ious.std(axis=-1, keepdim=True))
-    inside = points_in_boxes(bbox_center(anchors).reshape([1, 1, -1, 2]), gt_bboxes.unsqueeze(2))
-    positive = is_candidate & (ious > threshold) & inside & real
-    positive = resolve_dense(positive, ious)
-    if force_gt_matching:
-        best_anchor = (F.one_hot(ious.argmax(axis=-1), num_anchors) > 0) & real
-        sole_best = best_anchor.astype('int64').sum(axis=1, keepdim=True) == 1
-        positive = (sole_best & best_anchor) | (~sole_best & positive)
-    labels, bboxes, scores = dense_targets(positive, gt_labels, gt_bboxes, bg_index, num_classes)
-    if pred_bboxes is not None:
-        pred_ious = bbox_iou(gt_bboxes.unsqueeze(2), pred_bboxes.unsqueeze(1), 1e-9)
-        scores = scores * (pred_ious * positive.astype('float32')).max(axis=1).unsqueeze(-1)
-    elif gt_scores is not None:
-        gt_index = positive.astype('float32').argmax(axis=1)
-        gathered = paddle.take_along_axis(gt_scores[..., 0], gt_index, axis=1)
-        gathered = paddle.where(positive.any(axis=1), gathered, paddle.zeros_like(gathered))
-        scores = scores * gathered.unsqueeze(-1)
-    return labels, bboxes, scores
+               force_gt_matching=False, gt_scores=None, pred_bboxes=None, conflict='ppdet'):
+    """ATSS by its definition: ATSSAssigner's arguments, its (labels, boxes, scores) in numpy."""
+    anchors = anchors.numpy()
+    labels_all, boxes_all = gt_labels.numpy()[..., 0], gt_bboxes.numpy()
+    real_all = pad_gt_mask.numpy()[..., 0] > 0
+    centres = (anchors[:, :2] + anchors[:, 2:]) / 2
+    starts = np.cumsum([0] + list(counts))
+    out = []
+    for b in range(boxes_all.shape[0]):
+        boxes, real = boxes_all[b], real_all[b]
+        ious = np_iou(boxes[:, None], anchors[None], 1e-10)  # [n, L]
+        claims = np.zeros(ious.shape, bool)
+        for g in np.nonzero(real)[0]:
+            d = centres - (boxes[g, :2] + boxes[g, 2:]) / 2
+            distance = d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1]
+            cand = np.concatenate([start + np_top(distance[start:end], topk, largest=False)
+                                   for start, end in zip(starts[:-1], starts[1:])])
+            cand_iou = ious[g, cand].astype('float64')
+            threshold = cand_iou.mean() + cand_iou.std(ddof=1)
+            keep = cand[(cand_iou > threshold) & np_inside(centres[cand], boxes[g])]
+            claims[g, keep] = True
+        gt_index = np_resolve(claims, ious, real, conflict)
+        if force_gt_matching:
+            best = ious.argmax(axis=1)
+            for g in np.nonzero(real)[0]:
+                if sum(best[h] == best[g] for h in np.nonzero(real)[0]) == 1:
+                    gt_index[best[g]] = g
+        slot = np.clip(gt_index, 0, None)
+        if pred_bboxes is not None:
+            pos_scores = np_iou(boxes[slot], pred_bboxes.numpy()[b], 1e-9)
+        elif gt_scores is not None:
+            pos_scores = gt_scores.numpy()[b, slot, 0]
+        else:
+            pos_scores = np.ones(len(slot), 'float32')
+        out.append(np_targets(gt_index, labels_all[b], boxes, pos_scores, num_classes))
+    return tuple(np.stack(parts) for parts in zip(*out))
 
 
 def dense_tal(pred_scores, pred_bboxes, points, counts, gt_labels, gt_bboxes, pad_gt_mask, bg_index,
-              topk=13, alpha=1.0, beta=6.0, eps=1e-9):
-    """TAL over every (GT, anchor) pair: TaskAlignedAssigner's arguments and result."""
-    batch_size, num_anchors, num_classes = pred_scores.shape
-    num_gts = gt_bboxes.shape[1]
-    if num_gts == 0:
-        return (paddle.full([batch_size, num_anchors], bg_index, gt_labels.dtype),
-                paddle.zeros([batch_size, num_anchors, 4]),
-                paddle.zeros([batch_size, num_anchors, num_classes]))
-    real = pad_gt_mask > 0
-    ious = bbox_iou(gt_bboxes.unsqueeze(2), pred_bboxes.unsqueeze(1), 1e-9)
-    class_index = gt_labels.astype('int64').expand([batch_size, num_gts, num_anchors])
-    class_scores = paddle.take_along_axis(pred_scores.transpose([0, 2, 1]), class_index, axis=1)
-    alignment = class_scores.pow(alpha) * ious.pow(beta)
-    inside = points_in_boxes(points.reshape([1, 1, -1, 2]), gt_bboxes.unsqueeze(2))
-    top = paddle.topk(alignment * inside.astype('float32'), topk, axis=-1)[1]
-    is_top = paddle.put_along_axis(paddle.zeros(ious.shape), top, 1.0, axis=-1) > 0
-    positive = resolve_dense(is_top & inside & real, ious)
-    labels, bboxes, scores = dense_targets(positive, gt_labels, gt_bboxes, bg_index, num_classes)
-    alignment = alignment * positive.astype('float32')
-    max_alignment = alignment.max(axis=-1, keepdim=True)
-    max_iou = (ious * positive.astype('float32')).max(axis=-1, keepdim=True)
-    normalised = (alignment / (max_alignment + eps) * max_iou).max(axis=1)
-    return labels, bboxes, scores * normalised.unsqueeze(-1)
+              topk=13, alpha=1.0, beta=6.0, eps=1e-9, conflict='ppdet'):
+    """TAL by its definition: TaskAlignedAssigner's arguments, its result in numpy."""
+    scores_all, preds_all = pred_scores.numpy(), pred_bboxes.numpy()
+    points = points.numpy()
+    labels_all, boxes_all = gt_labels.numpy()[..., 0], gt_bboxes.numpy()
+    real_all = pad_gt_mask.numpy()[..., 0] > 0
+    num_classes = scores_all.shape[-1]
+    out = []
+    for b in range(boxes_all.shape[0]):
+        boxes, real, labels = boxes_all[b], real_all[b], labels_all[b]
+        ious = np_iou(boxes[:, None], preds_all[b][None], 1e-9)  # [n, L]
+        metric = (np.power(scores_all[b][:, labels].T, np.float32(alpha)) *
+                  np.power(ious, np.float32(beta)))
+        claims = np.zeros(ious.shape, bool)
+        for g in np.nonzero(real)[0]:
+            inside = np_inside(points, boxes[g])
+            top = np_top(metric[g] * inside, min(topk, len(points)))
+            claims[g, top[inside[top]]] = True
+        gt_index = np_resolve(claims, ious, real, conflict)
+        slot = np.clip(gt_index, 0, None)
+        prior = np.arange(len(slot))
+        t, u = metric[slot, prior], ious[slot, prior]
+        pos = gt_index >= 0
+        max_t = np.array([t[pos & (slot == g)].max(initial=0) for g in range(len(boxes))])
+        max_u = np.array([u[pos & (slot == g)].max(initial=0) for g in range(len(boxes))])
+        pos_scores = t / (max_t[slot] + np.float32(eps)) * max_u[slot]
+        out.append(np_targets(gt_index, labels, boxes, pos_scores, num_classes))
+    return tuple(np.stack(parts) for parts in zip(*out))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -307,16 +333,29 @@ def random_batch(rng, size=128, batch_size=3, num_gts=6, num_classes=6, integer=
                 gt_scores=as_float(gt_scores))
 
 
+def both_impls(assigner, call):
+    """``call(assigner)`` for the assigner (fast) and, for our classes, its ``impl='dense'``
+    twin, which must agree exactly; the fast result."""
+    result = call(assigner)
+    if isinstance(assigner, (ATSSAssigner, TaskAlignedAssigner)):
+        twin = copy.copy(assigner)
+        twin.impl = 'dense'
+        for a, b in zip(result, call(twin)):
+            np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg='fast != dense')
+    return result
+
+
 def run_atss(assigner, d, **kwargs):
     """``assigner`` (ATSSAssigner or dense_atss with its options bound) on a random batch."""
-    return assigner(d['anchors'], d['counts'], d['gt_labels'], d['gt_bboxes'], d['pad_gt_mask'],
-                    BG, **kwargs)
+    return both_impls(assigner, lambda a: a(d['anchors'], d['counts'], d['gt_labels'],
+                                            d['gt_bboxes'], d['pad_gt_mask'], BG, **kwargs))
 
 
 def run_tal(assigner, d):
     """``assigner`` (TaskAlignedAssigner or dense_tal with its options bound) on a random batch."""
-    return assigner(d['pred_scores'], d['pred_bboxes'], d['points'], d['counts'], d['gt_labels'],
-                    d['gt_bboxes'], d['pad_gt_mask'], BG)
+    return both_impls(assigner, lambda a: a(d['pred_scores'], d['pred_bboxes'], d['points'],
+                                            d['counts'], d['gt_labels'], d['gt_bboxes'],
+                                            d['pad_gt_mask'], BG))
 
 
 def dense(reference, **options):
@@ -326,10 +365,17 @@ def dense(reference, **options):
     return lambda *args: dense_tal(*args, **options)
 
 
-def assert_same(fast, dense):
-    for name, a, b in zip(['labels', 'bboxes', 'scores'], fast, dense):
+def assert_same(result, definition):
+    """Labels and boxes exactly, soft scores to 1e-6 relative (numpy's pow and sums round
+    differently from Paddle's)."""
+    for name, a, b in zip(['labels', 'bboxes', 'scores'], result, definition):
+        a = a.numpy() if hasattr(a, 'numpy') else a
+        b = b.numpy() if hasattr(b, 'numpy') else b
         assert a.shape == b.shape, name
-        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=name)
+        if name == 'scores':
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7, err_msg=name)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=name)
 
 
 ATSS_MODES = [dict(), dict(force_gt_matching=True), dict(pred_bboxes=True), dict(gt_scores=True)]
@@ -384,9 +430,8 @@ def gt_batch(centres, sides):
     return tensors(boxes, labels=np.arange(len(boxes)) % BG)
 
 
-# paddle.topk (CPU) selects by nth_element in rows of up to 64 k values, by heap in longer rows.
 @pytest.mark.parametrize('size', [128, 320])
-def test_atss_distance_ties_go_the_way_of_topk_over_the_whole_row(size):
+def test_atss_distance_ties_go_to_the_lowest_prior_index(size):
     # Centres on multiples of 8 sit between anchor columns/rows: candidates come in equidistant
     # pairs and quadruples, and the k-th nearest is tied with the (k+1)-th.
     rng = np.random.default_rng(size)
@@ -417,24 +462,6 @@ def test_atss_gt_centre_far_outside_the_grid():
     gts = gt_batch(rng.uniform(-640, 1280, (60, 2)), rng.uniform(320, 1280, (60, 2)))
     assert_same(ATSSAssigner(num_classes=BG)(anchors, counts, *gts, BG),
                 dense_atss(anchors, counts, *gts, BG, BG))
-
-
-def test_irregular_anchors_take_the_exhaustive_path():
-    rng = np.random.default_rng(9)
-    d = random_batch(rng, num_gts=10, num_classes=BG, integer=True)
-    # Level 0 in column-major order and level 1 with one anchor enlarged: neither is a row-major
-    # grid of equal anchors, so the assigners must fall back to measuring every anchor.
-    counts = d['counts']
-    order = np.arange(counts[0]).reshape(16, 16).T.ravel()
-    order = np.concatenate([order, np.arange(counts[0], sum(counts))])
-    anchors, points = d['anchors'].numpy()[order], d['points'].numpy()[order]
-    anchors[counts[0] + 5] += [-3, -3, 3, 3]
-    d['anchors'], d['points'] = paddle.to_tensor(anchors), paddle.to_tensor(points)
-    d['pred_bboxes'] = paddle.to_tensor(d['pred_bboxes'].numpy()[:, order])
-    d['pred_scores'] = paddle.to_tensor(d['pred_scores'].numpy()[:, order])
-    assert_same(run_atss(ATSSAssigner(num_classes=BG, force_gt_matching=True), d),
-                run_atss(dense(dense_atss, force_gt_matching=True), d))
-    assert_same(run_tal(TaskAlignedAssigner(), d), run_tal(dense(dense_tal), d))
 
 
 def test_batched_equals_per_image():
@@ -492,7 +519,7 @@ def test_assign_and_forward_adapter_agree():
     from ppdet_lite.modeling.assigners import GTs, Preds, Priors
     rng = np.random.default_rng(21)
     d = random_batch(rng, num_gts=6, num_classes=BG)
-    priors = Priors(d['points'], d['anchors'], None, d['counts'], None)
+    priors = Priors(d['points'], d['anchors'], None, d['counts'], [(16, 16), (8, 8), (4, 4)])
     gts = GTs(d['gt_labels'], d['gt_bboxes'], d['pad_gt_mask'])
     preds = Preds(d['pred_scores'], d['pred_bboxes'])
     cases = [(ATSSAssigner(num_classes=BG).assign(priors, gts, preds),

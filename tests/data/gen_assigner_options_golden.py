@@ -4,7 +4,7 @@
 Run with ``paddledet==2.6.0`` installed (never by the tests): ``python
 tests/data/gen_assigner_options_golden.py``. ppdet_lite plays no part. Each case ``k`` stores the
 inputs (``k/gt_bbox [B, n, 4]``, ``k/gt_class [B, n, 1]`` int64, ``k/pad_gt_mask [B, n, 1]``,
-``k/pred_scores [B, L, C]`` in steps of 1/8 so that ties occur, ``k/pred_bboxes [B, L, 4]``) for a
+``k/pred_scores [B, L, C]``, ``k/pred_bboxes [B, L, 4]``) for a
 96 x 128 input at strides 32, 16, 8 (L = 252, anchors from the grid, grid_cell_scale 5, offset 0.5,
 C = 3, bg_index 3) and PaddleDetection's outputs ``k/{tal,atss}_{labels,bboxes,scores}``. The
 first cases are ones where ``sm_use`` changes ATSS's labels (contested anchors whose best-IoU GT
@@ -28,15 +28,22 @@ def random_case(rng, points):
     batch, n = 2, rng.randint(3, 9)
     wh = rng.uniform(8, 70, (batch, n, 2))
     xy = rng.uniform([0, 0], [W, H], (batch, n, 2))
-    boxes = np.round(np.concatenate([xy - wh / 2, xy + wh / 2], -1)).astype('float32')
+    boxes = np.concatenate([xy - wh / 2, xy + wh / 2], -1).astype('float32')
     labels = rng.randint(0, C, (batch, n, 1)).astype('int64')
     pad = (rng.rand(batch, n, 1) < 0.85).astype('float32')
+    # Padded slots hold zeros, as the readers pad: PaddleDetection's conflict step compares every
+    # slot, padded ones included, and could otherwise give a prior to a padded slot's box.
+    boxes = boxes * pad
     centres = points[None]
-    size = rng.uniform(8, 80, (batch, len(points), 2))
+    # GT corners are not rounded, so no two priors are equally near a GT centre. Predicted boxes
+    # large enough to overlap every GT near their point, and continuous scores:
+    # every is_close_gt candidate gets a distinct metric > 0, so no top-k place is decided by a
+    # tie (PaddleDetection's order among equal values is its kernel's, not a rule).
+    size = rng.uniform(120, 200, (batch, len(points), 2))
     shift = rng.randn(batch, len(points), 2) * 4
     pred_bboxes = np.concatenate([centres - size / 2 + shift, centres + size / 2 + shift],
                                  -1).astype('float32')
-    pred_scores = (rng.randint(1, 9, (batch, len(points), C)) / 8).astype('float32')
+    pred_scores = rng.uniform(0.05, 1, (batch, len(points), C)).astype('float32')
     return dict(gt_bbox=boxes, gt_class=labels, pad_gt_mask=pad, pred_scores=pred_scores,
                 pred_bboxes=pred_bboxes)
 

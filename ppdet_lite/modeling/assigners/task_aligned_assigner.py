@@ -1,102 +1,120 @@
-"""TaskAlignedAssigner: task alignment learning from TOOD (Feng et al., ICCV 2021), computed exactly
-as PaddleDetection 2.6 computes it, without its dense ``[B, n, L]`` tensors.
+"""TaskAlignedAssigner: task alignment learning from TOOD (Feng et al., "TOOD: Task-aligned One-stage
+Object Detection", ICCV 2021); reference implementation PaddleDetection 2.6
+``ppdet/modeling/assigners/task_aligned_assigner.py``.
 
-For every real GT box:
+For every real GT box (padded slots never get a prior):
 
-1. candidates: the anchors whose centre (anchor point) lies inside the GT;
-2. alignment: ``t = s ** alpha * u ** beta`` with ``s`` the predicted score of the GT's class and
-   ``u`` the IoU of the predicted box with the GT;
-3. positives: the ``topk`` candidates with the largest ``t``;
-4. conflicts: an anchor claimed by several GTs goes to the GT its predicted box overlaps most;
-5. targets: label and box of the assigned GT, score ``t / (max t of the GT + eps) * (max u of the
-   GT)``, the maxima taken over the GT's final positives.
+1. candidates: the priors whose point lies inside the GT (farther than 1e-9 px from each side).
+   With ``is_close_gt`` (PaddleDetection's small-object option) instead the priors of level i
+   less than ``CLOSE_MAX_DIST`` nominal strides ``32 / 2 ** i`` from the GT centre, whatever the
+   real strides are (compared squared: ``dx * dx + dy * dy < (2 * stride) ** 2``).
+2. quality: the alignment metric ``t = s ** alpha * u ** beta``, ``s`` the predicted probability
+   of the GT's class, ``u`` the IoU of the predicted box with the GT.
+3. positives: PaddleDetection's top k: the ``topk`` largest values of ``t`` over *all* priors, the
+   non-candidates counting as 0, of which the candidates are kept; equal values go lowest prior
+   index first (``ordering``). So when fewer than ``topk`` candidates have ``t > 0``, a candidate
+   with ``t == 0`` is positive only if it is among the lowest-index priors with value 0.
+4. conflicts (``conflicts``): a prior positive for several GTs goes to the one its predicted box
+   overlaps most (``u``), lowest slot on equal IoUs; ``conflict='ppdet'`` (default): every real
+   GT of the image competes (PaddleDetection 2.6); ``conflict='claimants'``: the claimants only.
+5. targets: label and box of the assigned GT; target score (``pos_scores``) the normalised
+   metric ``t / (max t + eps) * max u``, the maxima over the GT's final positives.
 
-With ``is_close_gt`` (PaddleDetection's option for small objects) the candidates of step 1 are the
-anchors whose point is less than ``CLOSE_MAX_DIST`` "strides" from the GT centre instead, the stride
-of level i being taken as ``32 / 2 ** i`` whatever the real strides are (PaddleDetection 2.6's
-``task_aligned_assigner.is_close_gt``, reproduced as it is).
-
-Speed: PaddleDetection ranks ``t`` over all L anchors with non-candidates set to 0; only the
-candidates can become positive, so only they are scored and ranked (on a regular anchor grid a GT's
-candidates are a rectangle of cells per level). Ranking the candidates alone gives PaddleDetection's
-top k whenever that is unique. It is not when the k-th largest ``t`` is tied with a value left out
-that belongs to a candidate (equal scores, or a candidate scoring 0 while fewer than k candidates
-score above 0): ``paddle.topk`` then picks by its sorting algorithm's path through the whole row,
-so such a GT is ranked over its whole row, the very row PaddleDetection ranks.
+Why ``conflict='ppdet'`` is the default: PP-YOLOE configs and PaddleDetection's trained models use
+it, and it keeps ``tests/test_ppdet_golden.py`` (PaddleDetection 2.6's own outputs) equal.
 """
 
 import paddle
 
 from ppdet_lite.core.workspace import register
 from ..bbox_utils import bbox_center, bbox_iou
-from ..checks import check_bool, check_int, check_number, check_tensor
-from .base import BaseAssigner, GTs, background_result, build_result_from_rows
+from ..checks import check_bool, check_choice, check_int, check_number, check_tensor
+from .base import BaseAssigner, GTs, background_result, build_result
+from .conflicts import resolve_conflicts, resolve_conflicts_pairs
 from .gt_check import check_gt_inputs, gt_probe, raise_for_probe
+from .ordering import monotone_bits, topk_lowest_index
 from .ppdet_outputs import ppdet_outputs
-from .utils import (INSIDE_EPS, PRED_IOU_EPS, anchor_levels, concat_1d, ieee_divide,
-                    max_per_segment, on_simd_body, points_in_boxes, ragged_ranges,
-                    resolve_conflicts, to_host)
+from .utils import (INSIDE_EPS, PRED_IOU_EPS, all_slots_for_contested, points_in_boxes, power,
+                    ragged_ranges, squared_distance, to_host)
 
 __all__ = ['TaskAlignedAssigner']
 
-# is_close_gt: an anchor is a candidate when its distance to the GT centre, divided by its level's
-# nominal stride CLOSE_FIRST_STRIDE / 2 ** level, is below CLOSE_MAX_DIST (PaddleDetection 2.6).
+# is_close_gt: level i's nominal stride is CLOSE_FIRST_STRIDE / 2 ** i (PaddleDetection 2.6).
 CLOSE_FIRST_STRIDE = 32.
 CLOSE_MAX_DIST = 2.0
 
 
 @register
 class TaskAlignedAssigner(BaseAssigner):
-    """Task-aligned assigner.
+    """Task-aligned assigner (steps in the module docstring).
+
+    Two implementations with identical results:
+
+    - ``impl='fast'``: only each GT's candidates are scored and ranked; on each level they are a
+      rectangle of the prior grid (``level_shapes``), listed as (GT, prior) pairs. Host
+      synchronisations per call: 1 (how many pairs there are; the GT class-id check rides on it),
+      plus 1 with ``conflict='ppdet'`` (how many priors are contested).
+    - ``impl='dense'``: the plain ``[B, n, L]`` definition, no host synchronisation (for GPUs);
+      class ids are not range-checked.
 
     Args:
         topk (int): positives per GT (at most).
         alpha (float): exponent of the classification score in the alignment metric.
         beta (float): exponent of the IoU in the alignment metric.
         eps (float): added to each GT's maximum metric before normalising.
-        is_close_gt (bool): candidates by distance to the GT centre instead of inside the GT
-            (see the module docstring).
+        is_close_gt (bool): candidates by distance to the GT centre (step 1).
         num_classes (int): C, the background label of ``assign`` (shared with the head).
+        conflict (str): ``'ppdet'`` or ``'claimants'`` (step 4).
+        impl (str): ``'fast'`` or ``'dense'``.
     Raises:
         TypeError, ValueError: an argument of the wrong type or out of range (topk >= 1,
             alpha, beta, eps >= 0, num_classes >= 1).
     """
     needs_preds = True
 
-    def __init__(self, topk=13, alpha=1.0, beta=6.0, eps=1e-9, is_close_gt=False, num_classes=80):
+    def __init__(self, topk=13, alpha=1.0, beta=6.0, eps=1e-9, is_close_gt=False, num_classes=80,
+                 conflict='ppdet', impl='fast'):
         super().__init__(num_classes)
         owner = type(self).__name__
         check_int(owner, 'topk', topk, minimum=1)
-        check_int(owner, 'num_classes', num_classes, minimum=1)
         for name, value in (('alpha', alpha), ('beta', beta), ('eps', eps)):
             check_number(owner, name, value, low=0)
         check_bool(owner, 'is_close_gt', is_close_gt)
+        check_int(owner, 'num_classes', num_classes, minimum=1)
+        check_choice(owner, 'conflict', conflict, ('ppdet', 'claimants'))
+        check_choice(owner, 'impl', impl, ('fast', 'dense'))
         self.topk = topk
         self.alpha = alpha
         self.beta = beta
         self.eps = eps
         self.is_close_gt = is_close_gt
+        self.conflict = conflict
+        self.impl = impl
 
     @paddle.no_grad()
     def assign(self, priors, gts, preds=None):
         """Assign priors to GT boxes (see ``base.BaseAssigner.assign``).
 
         Args:
-            priors (Priors): ``priors.points [L, 2]`` are the anchor points.
+            priors (Priors): ``points [L, 2]`` are the anchor points; ``num_anchors_list`` and
+                ``level_shapes`` the levels.
             gts (GTs): padded GT (``gts.scores`` is not used, as in PaddleDetection).
             preds (Preds): ``scores [B, L, C]`` with ``C == num_classes``, ``bboxes [B, L, 4]``
                 pixels; required.
         Returns:
             AssignResult.
         Raises:
-            TypeError, ValueError: ``preds`` missing, or see ``forward``.
+            TypeError, ValueError: ``preds`` missing; inputs of the wrong shape or dtype;
+                ``level_shapes`` not matching ``num_anchors_list``; with ``impl='fast'``, a real
+                GT whose class is not in ``[0, num_classes)`` or whose box is not finite.
         """
         owner = type(self).__name__
         if preds is None:
             raise ValueError(f'{owner}.assign needs preds (predicted scores and boxes)')
         check_tensor(owner, 'preds.scores', preds.scores, [None, None, self.num_classes])
         return self._assign(preds.scores, preds.bboxes, priors.points, priors.num_anchors_list,
-                            gts.labels, gts.bboxes, gts.mask, self.num_classes)
+                            priors.level_shapes, gts.labels, gts.bboxes, gts.mask,
+                            self.num_classes)
 
     @paddle.no_grad()
     def forward(self, pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels,
@@ -106,52 +124,50 @@ class TaskAlignedAssigner(BaseAssigner):
         Args:
             pred_scores (Tensor): ``[B, L, C]`` float32 predicted class probabilities.
             pred_bboxes (Tensor): ``[B, L, 4]`` float32 predicted boxes x1y1x2y2, pixels.
-            anchor_points (Tensor): ``[L, 2]`` float32 anchor centres, pixels, levels in order.
+            anchor_points (Tensor): ``[L, 2]`` float32 anchor centres, pixels, levels in order,
+                each level a row-major grid.
             num_anchors_list (list[int]): anchors per FPN level.
             gt_labels (Tensor): ``[B, n, 1]`` int32 or int64.
             gt_bboxes (Tensor): ``[B, n, 4]`` float32 x1y1x2y2, pixels.
             pad_gt_mask (Tensor): ``[B, n, 1]`` float32, 1 for a real GT, 0 for padding.
-            bg_index (int): label of background anchors (normally C).
+            bg_index (int): background label (checked against the GT classes; the result uses C).
             gt_scores (Tensor|None): accepted for PaddleDetection compatibility; unused there too.
         Returns:
             tuple: ``(assigned_labels [B, L], assigned_bboxes [B, L, 4], assigned_scores
             [B, L, C], mask_positive [B, n, L] float32)`` as PaddleDetection 2.6 returns them;
             only the first three when ``n == 0``. C is taken from ``pred_scores``.
         Raises:
-            TypeError, ValueError: inputs of the wrong shape or dtype, anchors not matching
-                ``num_anchors_list``, a real GT whose class is not in ``[0, C)`` (more exactly:
-                not in ``[0, C]`` or equal to ``bg_index``) or whose box is not finite.
+            TypeError, ValueError: as ``assign``.
+
+        The level shapes are read back from the anchor points (the first row of each level is
+        the anchors sharing its first anchor's y): one more host synchronisation than ``assign``.
         """
+        level_shapes = grid_shapes(anchor_points, num_anchors_list)
         result = self._assign(pred_scores, pred_bboxes, anchor_points, num_anchors_list,
-                              gt_labels, gt_bboxes, pad_gt_mask, bg_index)
+                              level_shapes, gt_labels, gt_bboxes, pad_gt_mask, bg_index)
         return ppdet_outputs(result, gt_bboxes.shape[1])
 
-    def _assign(self, pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels,
-                gt_bboxes, pad_gt_mask, bg_index):
-        self._check_inputs(pred_scores, pred_bboxes, anchor_points, num_anchors_list, gt_labels,
-                           gt_bboxes, pad_gt_mask)
-        batch_size, num_anchors, num_classes = pred_scores.shape
-        if gt_bboxes.shape[1] == 0:
-            return background_result(batch_size, num_anchors, num_classes, gt_labels.dtype)
-
-        gts = _GTs(gt_labels, gt_bboxes, pad_gt_mask)
-        preds = _Predictions(pred_scores, pred_bboxes)
-        points, probe = to_host(anchor_points, gt_probe(gt_labels, gt_bboxes, pad_gt_mask,
-                                                        num_classes, bg_index))
-        raise_for_probe(type(self).__name__, probe, gts.num_gts, num_classes, bg_index)
-        levels = anchor_levels(points, num_anchors_list)
-
-        cand_row, cand_anchor = self._candidates(levels, anchor_points, gts)
-        metric, _ = self._alignment(cand_row, cand_anchor, gts, preds)
-        pos_row, pos_anchor = self._topk_per_gt(cand_row, cand_anchor, metric, levels,
-                                                anchor_points, gts, preds)
-        assigned = resolve_conflicts(pos_row, pos_anchor, gt_bboxes, pred_bboxes, PRED_IOU_EPS)
-        pos_score = self._normalised_scores(assigned, gts, preds)
-        return build_result_from_rows(assigned, pos_score, GTs(gt_labels, gt_bboxes, pad_gt_mask),
-                                      num_classes)
+    def _assign(self, pred_scores, pred_bboxes, anchor_points, num_anchors_list, level_shapes,
+                gt_labels, gt_bboxes, pad_gt_mask, bg_index):
+        self._check_inputs(pred_scores, pred_bboxes, anchor_points, num_anchors_list,
+                           level_shapes, gt_labels, gt_bboxes, pad_gt_mask)
+        batch_size, num_priors, num_classes = pred_scores.shape
+        num_gts = gt_bboxes.shape[1]
+        if num_gts == 0 or num_priors == 0:
+            return background_result(batch_size, num_priors, num_classes, gt_labels.dtype)
+        gts = GTs(gt_labels, gt_bboxes, pad_gt_mask)
+        real = pad_gt_mask.reshape([batch_size, num_gts]) > 0
+        if self.impl == 'dense':
+            gt_index = self._dense(pred_scores, pred_bboxes, anchor_points, num_anchors_list, gts,
+                                   real)
+        else:
+            gt_index = self._fast(pred_scores, pred_bboxes, anchor_points, num_anchors_list,
+                                  level_shapes, gts, real, bg_index)
+        return build_result(gt_index, gts, num_classes,
+                            self._normalised_scores(gt_index, pred_scores, pred_bboxes, gts))
 
     def _check_inputs(self, pred_scores, pred_bboxes, anchor_points, num_anchors_list,
-                      gt_labels, gt_bboxes, pad_gt_mask):
+                      level_shapes, gt_labels, gt_bboxes, pad_gt_mask):
         """Static shape and dtype checks (no device work)."""
         owner, sizes = type(self).__name__, {}
         check_tensor(owner, 'pred_scores', pred_scores, ['B', 'L', 'C'], sizes,
@@ -159,199 +175,250 @@ class TaskAlignedAssigner(BaseAssigner):
         check_tensor(owner, 'pred_bboxes', pred_bboxes, ['B', 'L', 4], sizes, dtypes=('float32',))
         check_tensor(owner, 'anchor_points', anchor_points, ['L', 2], sizes, dtypes=('float32',))
         check_gt_inputs(owner, gt_labels, gt_bboxes, pad_gt_mask, sizes)
-        total = sum(int(n) for n in num_anchors_list)
-        if anchor_points.shape[0] >= 0 and total != anchor_points.shape[0]:
-            raise ValueError(f'{owner}: num_anchors_list {list(num_anchors_list)} sums to {total} '
-                             f'but anchor_points has {anchor_points.shape[0]} anchors')
+        counts = [int(n) for n in num_anchors_list]
+        if anchor_points.shape[0] >= 0 and sum(counts) != anchor_points.shape[0]:
+            raise ValueError(f'{owner}: num_anchors_list {counts} sums to {sum(counts)} but '
+                             f'anchor_points has {anchor_points.shape[0]} anchors')
+        shapes = [(int(h), int(w)) for h, w in level_shapes]
+        if len(shapes) != len(counts) or any(h * w != n for (h, w), n in zip(shapes, counts)):
+            raise ValueError(f'{owner}: level_shapes {shapes} do not match num_anchors_list '
+                             f'{counts} (rows * cols must be each level\'s prior count)')
 
-    # 1. candidates ------------------------------------------------------------------------------
+    def _metric(self, score, iou):
+        """Step 2: ``t = s ** alpha * u ** beta``."""
+        return power(score, self.alpha) * power(iou, self.beta)
 
-    def _candidates(self, levels, anchor_points, gts):
-        """Candidate anchors of the real GTs (inside them, or close with ``is_close_gt``):
-        ``(row, anchor)`` int64 pairs."""
+    def _close(self, points, centres, level):
+        """is_close_gt candidates: bool, broadcasting ``points [..., 2]`` and ``centres``."""
+        radius = CLOSE_MAX_DIST * CLOSE_FIRST_STRIDE / 2 ** level
+        return squared_distance(points, centres) < radius * radius
+
+    # 1-4, dense: every (GT, prior) pair ---------------------------------------------------------
+
+    def _dense(self, pred_scores, pred_bboxes, anchor_points, num_anchors_list, gts, real):
+        """gt_index ``[B, L]`` from ``[B, n, L]`` tensors; no host synchronisation."""
+        batch_size, num_priors, _ = pred_scores.shape
+        num_gts = real.shape[1]
+        ious = bbox_iou(gts.bboxes.unsqueeze(2), pred_bboxes.unsqueeze(1), PRED_IOU_EPS)
+        labels = gts.labels.astype('int64').expand([batch_size, num_gts, num_priors])
+        scores = paddle.take_along_axis(pred_scores.transpose([0, 2, 1]), labels, axis=1)
+        metric = self._metric(scores, ious)
         if self.is_close_gt:
-            return self._close_candidates(levels, anchor_points, gts)
-        rows, anchors = [], []
-        for level in levels:
-            if level.grid is None:
-                points = anchor_points[level.start:level.start + level.size].unsqueeze(0)
-                inside = paddle.logical_and(points_in_boxes(points, gts.boxes.unsqueeze(1)),
-                                            gts.is_real.unsqueeze(1))
-                pairs = paddle.nonzero(inside)
-                rows.append(pairs[:, 0])
-                anchors.append(pairs[:, 1] + level.start)
-                continue
-            # The inside test is monotone along each grid axis, so the inside cells of a GT form a
-            # rectangle: columns [col, col + num_cols) and rows [row, row + num_rows).
-            box = gts.boxes
-            col, num_cols = _inside_span(box[:, 0], box[:, 2], level.grid.xs)
-            row, num_rows = _inside_span(box[:, 1], box[:, 3], level.grid.ys)
-            count = num_cols * num_rows * gts.is_real.astype('int64')
-            owner, local = ragged_ranges(count)
-            num_cols = paddle.gather(num_cols, owner)
-            cell_col = paddle.gather(col, owner) + local % num_cols
-            cell_row = paddle.gather(row, owner) + local // num_cols
-            rows.append(owner)
-            anchors.append(level.start + cell_row * level.grid.width + cell_col)
-        return concat_1d(rows), concat_1d(anchors)
+            centres = bbox_center(gts.bboxes).unsqueeze(2)
+            pieces, start = [], 0
+            for level, count in enumerate(num_anchors_list):
+                points = anchor_points[start:start + int(count)].reshape([1, 1, -1, 2])
+                pieces.append(self._close(points, centres, level))
+                start += int(count)
+            candidate = paddle.concat(pieces, axis=-1)
+        else:
+            candidate = points_in_boxes(anchor_points.reshape([1, 1, -1, 2]),
+                                        gts.bboxes.unsqueeze(2))
+        top = topk_lowest_index(metric * candidate.astype('float32'),
+                                min(self.topk, num_priors), axis=-1)[1]
+        is_top = paddle.put_along_axis(paddle.zeros(metric.shape, dtype='float32'), top,
+                                       paddle.ones(top.shape, dtype='float32'), axis=-1) > 0
+        claims = is_top & candidate & real.unsqueeze(-1)
+        if self.conflict == 'ppdet':
+            contested = claims.astype('int32').sum(axis=1, keepdim=True) > 1
+            claims = paddle.where(contested, real.unsqueeze(-1).expand(claims.shape), claims)
+        return resolve_conflicts(claims, ious, 'max')
 
-    def _close_candidates(self, levels, anchor_points, gts):
-        """``is_close_gt`` candidates, measured level by level: ``(row, anchor)`` pairs."""
-        centres = bbox_center(gts.boxes)
-        rows, anchors = [], []
-        for index, level in enumerate(levels):
-            points = anchor_points[level.start:level.start + level.size]
-            close = paddle.logical_and(_is_close(points, centres, index),
-                                       gts.is_real.unsqueeze(1))
-            pairs = paddle.nonzero(close)
-            rows.append(pairs[:, 0])
-            anchors.append(pairs[:, 1] + level.start)
-        return concat_1d(rows), concat_1d(anchors)
+    # 1-4, fast: the candidates only ------------------------------------------------------------
 
-    def _candidate_mask(self, levels, anchor_points, boxes):
-        """``[R, L]`` bool: which anchors are candidates of GT boxes ``[R, 4]``."""
-        if not self.is_close_gt:
-            return points_in_boxes(anchor_points.unsqueeze(0), boxes.unsqueeze(1))
-        centres = bbox_center(boxes)
-        return paddle.concat([
-            _is_close(anchor_points[level.start:level.start + level.size], centres, index)
-            for index, level in enumerate(levels)], axis=1)
+    def _fast(self, pred_scores, pred_bboxes, anchor_points, num_anchors_list, level_shapes, gts,
+              real, bg_index):
+        """gt_index ``[B, L]`` scoring only each GT's candidates; see the class docstring."""
+        batch_size, num_priors, num_classes = pred_scores.shape
+        num_gts = real.shape[1]
+        num_rows = batch_size * num_gts
+        owner = type(self).__name__
+        gt_boxes = gts.bboxes.reshape([-1, 4])
+        gt_labels = gts.labels.reshape([-1]).astype('int64')
+        probe = gt_probe(gts.labels, gts.bboxes, gts.mask, num_classes, bg_index)
 
-    # 2. alignment -------------------------------------------------------------------------------
+        # 1. Each GT's candidate rectangle on each level, listed as (row, prior) pairs.
+        spans, start = [], 0
+        for level, (count, (rows, cols)) in enumerate(zip(num_anchors_list, level_shapes)):
+            spans.append(self._level_span(anchor_points, start, rows, cols, gt_boxes, level))
+            start += int(count)
+        counts = paddle.concat([s.count for s in spans]) * \
+            paddle.tile(real.reshape([-1]).astype('int64'), [len(spans)])
+        host = to_host(probe, counts.sum().reshape([1]))
+        raise_for_probe(owner, host[0], num_gts, num_classes, bg_index)
+        total = int(host[1][0])
+        if total == 0:
+            return paddle.full([batch_size, num_priors], -1, dtype='int64')
+        owner_index, local = ragged_ranges(counts, total)
+        level = owner_index // num_rows
+        row = owner_index % num_rows
+        table = {name: paddle.gather(paddle.concat([getattr(s, name) for s in spans]), owner_index)
+                 for name in ('col', 'num_cols', 'row')}
+        starts = paddle.to_tensor([s.start for s in spans], dtype='int64')
+        widths = paddle.to_tensor([s.cols for s in spans], dtype='int64')
+        cell_col = table['col'] + local % table['num_cols']
+        cell_row = table['row'] + local // table['num_cols']
+        prior = paddle.gather(starts, level) + cell_row * paddle.gather(widths, level) + cell_col
+        if self.is_close_gt:
+            centres = paddle.gather(bbox_center(gt_boxes), row)
+            points = paddle.gather(anchor_points, prior)
+            squared_radius = paddle.to_tensor(
+                [(CLOSE_MAX_DIST * CLOSE_FIRST_STRIDE / 2 ** i) ** 2 for i in range(len(spans))],
+                dtype='float32')
+            valid = squared_distance(points, centres) < paddle.gather(squared_radius, level)
+        else:
+            valid = paddle.ones(prior.shape, dtype='bool')
 
-    def _alignment(self, row, anchor, gts, preds):
-        """``t = s ** alpha * u ** beta`` and ``u`` of ``(row, anchor)`` pairs: ``[P]``, ``[P]``."""
-        flat = row // gts.num_gts * preds.num_anchors + anchor
-        iou = bbox_iou(paddle.gather(gts.boxes, row), paddle.gather(preds.boxes, flat),
-                       PRED_IOU_EPS)
-        label = paddle.gather(gts.labels, row)
-        score = paddle.gather(preds.scores, flat * preds.num_classes + label)
-        alignment = (on_simd_body(lambda s: s.pow(self.alpha), score) *
-                     on_simd_body(lambda u: u.pow(self.beta), iou))
-        return alignment, iou
+        # 2. Metric of the pairs.
+        flat = row // num_gts * num_priors + prior
+        iou = bbox_iou(paddle.gather(gt_boxes, row),
+                       paddle.gather(pred_bboxes.reshape([-1, 4]), flat), PRED_IOU_EPS)
+        score = paddle.gather(pred_scores.flatten(),
+                              flat * num_classes + paddle.gather(gt_labels, row))
+        metric = self._metric(score, iou)
 
-    # 3. top k -----------------------------------------------------------------------------------
+        # 3. PaddleDetection's top k with the lowest-index tie rule.
+        k = min(self.topk, num_priors)
+        claims = valid & _in_topk(row, prior, metric, valid, num_rows, num_priors, k)
 
-    def _topk_per_gt(self, row, anchor, metric, levels, anchor_points, gts, preds):
-        """Each GT's ``topk`` candidates by metric: ``(row, anchor)`` pairs."""
-        num = row.shape[0]
-        if num == 0:
-            return row, anchor
-        # Group the candidates by GT, by decreasing metric within a GT: rank by metric, then sort
-        # by (row, rank), an integer key with no ties.
-        rank = paddle.scatter(paddle.zeros([num], dtype='int64'),
-                              paddle.argsort(metric, descending=True),
-                              paddle.arange(num, dtype='int64'))
-        order = paddle.argsort(row * num + rank)
-        row, anchor, metric = (paddle.gather(t, order) for t in (row, anchor, metric))
-        count = paddle.bincount(row, minlength=gts.num_rows)
-        first = paddle.cumsum(count) - count
-        position = paddle.arange(num, dtype='int64') - paddle.gather(first, row)
+        # 4. Conflicts among the claims (pairs that are no claim point at a spare prior).
+        num_flat = batch_size * num_priors
+        prior_flat = paddle.where(claims, flat, paddle.full_like(flat, num_flat))
+        slot = row % num_gts
+        if self.conflict == 'ppdet':
+            extra, _ = all_slots_for_contested(prior_flat, num_flat, real, probe, owner,
+                                               num_classes, bg_index)
+            if extra is not None:
+                extra_prior, extra_slot = extra
+                image = (extra_prior // num_priors).clip(max=batch_size - 1)
+                gt = paddle.gather(gt_boxes, image * num_gts + extra_slot)
+                pred = paddle.gather(pred_bboxes.reshape([-1, 4]), extra_prior.clip(max=num_flat - 1))
+                prior_flat = paddle.concat([prior_flat, extra_prior])
+                slot = paddle.concat([slot, extra_slot])
+                iou = paddle.concat([iou, bbox_iou(gt, pred, PRED_IOU_EPS)])
+        gt_index = resolve_conflicts_pairs(prior_flat, slot, iou, num_gts, num_flat + 1, 'max')
+        return gt_index[:num_flat].reshape([batch_size, num_priors])
 
-        undecided = self._tied_at_k(metric, first, count, preds.num_anchors)
-        decided = paddle.gather(paddle.logical_not(undecided).astype('int32'), row) > 0
-        keep = paddle.nonzero(paddle.logical_and(position < self.topk, decided)).flatten()
-        pos_row, pos_anchor = paddle.gather(row, keep), paddle.gather(anchor, keep)
-
-        redo = paddle.nonzero(undecided).flatten()
-        if redo.shape[0] > 0:
-            redo_row, redo_anchor = self._topk_over_all_anchors(redo, levels, anchor_points, gts,
-                                                                preds)
-            pos_row = concat_1d([pos_row, redo_row])
-            pos_anchor = concat_1d([pos_anchor, redo_anchor])
-        return pos_row, pos_anchor
-
-    def _tied_at_k(self, metric, first, count, num_anchors):
-        """``[B * n]`` bool: GTs whose top k is not unique among their candidates.
-
-        ``metric`` is grouped by GT in decreasing order; GT r's values are
-        ``metric[first[r]:first[r] + count[r]]``, and every non-candidate anchor counts as 0.
-        """
-        k = self.topk
-        last = metric.shape[0] - 1
-        kth = paddle.gather(metric, (first + k - 1).clip(max=last))
-        next_ = paddle.gather(metric, (first + k).clip(max=last))
-        smallest = paddle.gather(metric, (first + count - 1).clip(0, last))
-        # Order comparisons only: Paddle's float == has a 1e-8 tolerance. Values are sorted
-        # decreasing and t >= 0, so "not greater" means "equal".
-        # More than k candidates: the k-th and (k+1)-th largest are both candidates.
-        tie_within = paddle.logical_and(count > k, kth <= next_)
-        # At most k candidates: they are all in the top k unless one scores 0, which ties with the
-        # zeros of the non-candidates filling up the top k.
-        tie_with_zeros = paddle.logical_and(paddle.logical_and(count > 0, count <= k),
-                                            smallest <= 0)
-        if num_anchors <= k:
-            tie_with_zeros = paddle.zeros_like(tie_with_zeros)
-        return paddle.logical_or(tie_within, tie_with_zeros)
-
-    def _topk_over_all_anchors(self, rows, levels, anchor_points, gts, preds):
-        """PaddleDetection's ranking for ``rows [R]``: top k of ``t * candidate`` over all anchors,
-        keeping the candidates. Returns ``(row, anchor)`` pairs."""
-        num_rows, num_anchors = rows.shape[0], preds.num_anchors
-        row = rows.unsqueeze(1).expand([num_rows, num_anchors]).flatten()
-        anchor = paddle.tile(paddle.arange(num_anchors, dtype='int64'), [num_rows])
-        metric = self._alignment(row, anchor, gts, preds)[0].reshape([num_rows, num_anchors])
-        boxes = paddle.gather(gts.boxes, rows)
-        inside = self._candidate_mask(levels, anchor_points, boxes).astype(metric.dtype)
-        top = paddle.topk(metric * inside, self.topk, axis=-1)[1]
-        keep = paddle.nonzero(paddle.take_along_axis(inside, top, axis=1) > 0)
-        return (paddle.gather(rows, keep[:, 0]),
-                paddle.gather(top.flatten(), keep[:, 0] * self.topk + keep[:, 1]))
+    def _level_span(self, anchor_points, start, rows, cols, gt_boxes, level):
+        """The rectangle of level cells holding each GT's candidates (a superset with
+        ``is_close_gt``): _Span of ``[B * n]`` int64 tensors."""
+        num_rows = gt_boxes.shape[0]
+        if rows * cols == 0:
+            zero = paddle.zeros([num_rows], dtype='int64')
+            return _Span(start, max(cols, 1), zero, paddle.ones_like(zero), zero, zero)
+        xs = anchor_points[start:start + cols, 0]
+        ys = paddle.gather(anchor_points[:, 1], start + cols * paddle.arange(rows, dtype='int64'))
+        if self.is_close_gt:
+            # Cells within the square around the centre, widened beyond any rounding: the exact
+            # (squared distance) test is applied to the pairs.
+            radius = CLOSE_MAX_DIST * CLOSE_FIRST_STRIDE / 2 ** level * (1 + 1e-4) + 1e-3
+            centre = bbox_center(gt_boxes)
+            low, high, eps = centre - radius, centre + radius, 0.
+        else:
+            low, high, eps = gt_boxes[:, 0:2], gt_boxes[:, 2:4], INSIDE_EPS
+        col, num_cols = _strictly_inside(low[:, 0], high[:, 0], xs, eps)
+        row, num_rows_ = _strictly_inside(low[:, 1], high[:, 1], ys, eps)
+        return _Span(start, cols, col, num_cols.clip(min=1), row, num_cols * num_rows_)
 
     # 5. targets ---------------------------------------------------------------------------------
 
-    def _normalised_scores(self, assigned, gts, preds):
-        """``t / (max t + eps) * max u`` for each positive anchor (in ``nonzero(assigned >= 0)``
-        order), the maxima over the positives of the same GT."""
-        pos_flat = paddle.nonzero(assigned >= 0).flatten()
-        if pos_flat.shape[0] == 0:
-            return None
-        row = paddle.gather(assigned, pos_flat)
-        metric, iou = self._alignment(row, pos_flat % preds.num_anchors, gts, preds)
-        max_metric, max_iou = max_per_segment(metric, row), max_per_segment(iou, row)
-        return ieee_divide(metric, max_metric + self.eps) * max_iou
+    def _normalised_scores(self, gt_index, pred_scores, pred_bboxes, gts):
+        """``[B, L]``: ``t / (max t + eps) * max u`` of each prior with its assigned GT, the
+        maxima over that GT's positives (other priors: anything; ``build_result`` zeroes them)."""
+        batch_size, num_priors, _ = pred_scores.shape
+        num_gts = gts.bboxes.shape[1]
+        is_pos = gt_index >= 0
+        slot = gt_index.clip(min=0)
+        gt_box = paddle.take_along_axis(gts.bboxes, slot.unsqueeze(-1).tile([1, 1, 4]), axis=1)
+        iou = bbox_iou(gt_box, pred_bboxes, PRED_IOU_EPS)
+        label = paddle.take_along_axis(gts.labels.reshape([batch_size, num_gts]).astype('int64'),
+                                       slot, axis=1)
+        score = paddle.take_along_axis(pred_scores, label.unsqueeze(-1), axis=2).squeeze(-1)
+        metric = self._metric(score, iou)
+        # Per-GT maxima over the positives; the others report to a spare slot n.
+        target = paddle.where(is_pos, slot, paddle.full_like(slot, num_gts))
+        zeros = paddle.zeros([batch_size, num_gts + 1], dtype='float32')
+        max_metric = paddle.put_along_axis(zeros, target, metric, axis=1, reduce='amax')
+        max_iou = paddle.put_along_axis(zeros, target, iou, axis=1, reduce='amax')
+        return (metric / (paddle.take_along_axis(max_metric, slot, axis=1) + self.eps) *
+                paddle.take_along_axis(max_iou, slot, axis=1))
 
 
-class _GTs:
-    """The GT batch flattened to rows ``b * n + g``."""
+class _Span(tuple):
+    """One level's candidate rectangles: ``start``, ``cols`` (ints); per GT row ``col``,
+    ``num_cols`` (>= 1, for the division), ``row`` and ``count`` (cells) int64 ``[B * n]``."""
+    __slots__ = ()
 
-    def __init__(self, gt_labels, gt_bboxes, pad_gt_mask):
-        self.num_gts = gt_bboxes.shape[1]
-        self.num_rows = gt_bboxes.shape[0] * self.num_gts
-        self.boxes = gt_bboxes.reshape([-1, 4])
-        self.labels = gt_labels.reshape([-1]).astype('int64')
-        self.is_real = pad_gt_mask.reshape([-1]) > 0
+    def __new__(cls, start, cols, col, num_cols, row, count):
+        return super().__new__(cls, (start, cols, col, num_cols, row, count))
 
-
-class _Predictions:
-    """The predictions flattened to anchors ``b * L + a``."""
-
-    def __init__(self, pred_scores, pred_bboxes):
-        _, self.num_anchors, self.num_classes = pred_scores.shape
-        self.scores = pred_scores.flatten()
-        self.boxes = pred_bboxes.reshape([-1, 4])
+    start = property(lambda self: self[0])
+    cols = property(lambda self: self[1])
+    col = property(lambda self: self[2])
+    num_cols = property(lambda self: self[3])
+    row = property(lambda self: self[4])
+    count = property(lambda self: self[5])
 
 
-def _is_close(points, centres, level_index):
-    """``[R, S]`` bool: anchor points ``[S, 2]`` within ``CLOSE_MAX_DIST`` nominal strides of GT
-    centres ``[R, 2]`` (PaddleDetection's expression: point minus centre, norm, divided)."""
-    stride = CLOSE_FIRST_STRIDE / 2 ** level_index
-    offsets = points.unsqueeze(0) - centres.unsqueeze(1)
-    distance = on_simd_body(lambda d: d.norm(2, axis=-1), offsets, item_ndim=1)
-    return distance / stride < CLOSE_MAX_DIST
-
-
-def _inside_span(low, high, coords):
-    """Cells whose coordinate lies strictly inside ``(low, high)`` by PaddleDetection's rule.
-
-    Args:
-        low, high (Tensor): ``[R]`` box sides on one axis; coords (ndarray): ``[S]`` increasing.
-    Returns:
-        (first, count): ``[R]`` int64 each; the cells are ``first ... first + count - 1``.
-    """
-    coords = paddle.to_tensor(coords).unsqueeze(0)
-    # coords - low grows with the cell and high - coords shrinks, so the cells failing the first
-    # test come first and the cells passing the second test come first.
-    first = paddle.logical_not(coords - low.unsqueeze(1) > INSIDE_EPS).astype('int64').sum(axis=1)
-    end = (high.unsqueeze(1) - coords > INSIDE_EPS).astype('int64').sum(axis=1)
+def _strictly_inside(low, high, coords, eps):
+    """Cells whose coordinate passes ``coord - low > eps`` and ``high - coord > eps`` (the
+    expressions of ``points_in_boxes``), for ascending ``coords [S]``: ``(first, count)`` ``[R]``
+    int64. Both tests are monotone along the axis, so the passing cells are consecutive."""
+    first = paddle.logical_not(coords - low.unsqueeze(1) > eps).astype('int64').sum(axis=1)
+    end = (high.unsqueeze(1) - coords > eps).astype('int64').sum(axis=1)
     return first, (end - first).clip(min=0)
+
+
+def _in_topk(row, prior, metric, valid, num_rows, num_priors, k):
+    """Step 3 for (row, prior) candidate pairs ``[P]``: bool, the pair is in its GT's top k over
+    all priors (non-candidates valued 0, equal values lowest prior index first).
+
+    A pair with ``t > 0`` is in it when fewer than k of its GT's pairs rank before it by (t
+    descending, prior ascending). With only m < k pairs above 0, the other k - m places go to
+    the lowest-index priors valued 0: a candidate valued 0 at prior p is in when the priors below
+    p valued 0, ``p - (pairs above 0 below p)``, are fewer than k - m. That needs p < k.
+    """
+    num = row.shape[0]
+    above = valid & (metric > 0)
+    # Rank every pair by (t descending, prior ascending) over the whole list, then order by
+    # (row, rank): an int64 key without ties.
+    key = paddle.where(valid, monotone_bits(metric) * num_priors + (num_priors - 1 - prior),
+                       paddle.full_like(prior, -1))
+    by_key = paddle.argsort(key, descending=True)
+    rank = paddle.scatter(paddle.zeros([num], dtype='int64'), by_key,
+                          paddle.arange(num, dtype='int64'))
+    order = paddle.argsort(row * num + rank)
+    sorted_row = paddle.gather(row, order)
+    position = paddle.arange(num, dtype='int64') - paddle.searchsorted(sorted_row, sorted_row)
+    position = paddle.scatter(paddle.zeros([num], dtype='int64'), order, position)
+
+    per_row = paddle.put_along_axis(paddle.zeros([num_rows], dtype='int64'), row,
+                                    above.astype('int64'), axis=0, reduce='add')
+    m = paddle.gather(per_row, row)
+    # Pairs above 0 at priors below k, per row: how many lie below each prior p < k.
+    low = above & (prior < k)
+    cell = paddle.where(low, row * (k + 1) + prior + 1, paddle.full_like(row, 0))
+    below = paddle.put_along_axis(paddle.zeros([num_rows * (k + 1)], dtype='int64'), cell,
+                                  low.astype('int64'), axis=0, reduce='add')
+    below = paddle.cumsum(below.reshape([num_rows, k + 1]), axis=1).flatten()
+    zeros_below = prior - paddle.gather(below, row * (k + 1) + prior.clip(max=k))
+    zero_in = paddle.logical_not(above) & (prior < k) & (m < k) & (zeros_below < k - m)
+    return (above & (position < k)) | zero_in
+
+
+def grid_shapes(points, num_anchors_list):
+    """``[(rows, cols)]`` of row-major grid levels from their prior points ``[L, 2]`` (the first
+    row is the priors sharing the level's first y); one host synchronisation."""
+    counts = [int(n) for n in num_anchors_list]
+    first_row, start = [], 0
+    for n in counts:
+        if n > 0:
+            ys = points[start:start + n, 1]
+            first_row.append((ys == ys[0]).astype('int64').sum().reshape([1]))
+        start += n
+    widths = iter(to_host(*first_row)) if first_row else iter(())
+    shapes = []
+    for n in counts:
+        cols = int(next(widths)[0]) if n > 0 else 0
+        shapes.append((n // cols, cols) if cols else (0, 0))
+    return shapes
