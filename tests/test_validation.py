@@ -173,6 +173,21 @@ BAD_ARGUMENTS = [
     (PPYOLOEHead, dict(grid_cell_offset=1.0), r'grid_cell_offset must be a number in \[0, 1\)'),
     (PPYOLOEHead, dict(static_assigner=ATSSAssigner(num_classes=80)),
      r'static_assigner ATSSAssigner was built with num_classes 80 but the head has num_classes 3'),
+    (PPYOLOEHead, dict(assigner=MultiClassNMS()),
+     r'assigner must be a label assigner \(a class with assign\(priors, gts, preds\).*got a '
+     r'MultiClassNMS'),
+    (PPYOLOEHead, dict(static_assigner=GIoULoss()),
+     r'static_assigner must be a label assigner .*got a GIoULoss'),
+    (PPYOLOEHead, dict(loss=GIoULoss()), r'loss must be a PPYOLOELoss .*got a GIoULoss'),
+    (PPYOLOEHead, dict(loss=PPYOLOELoss(num_classes=80)),
+     r'loss PPYOLOELoss was built with num_classes 80 but the head has num_classes 3'),
+    (PPYOLOEHead, dict(loss=PPYOLOELoss(num_classes=3, reg_max=8)),
+     r'its loss PPYOLOELoss sets reg_max 8 but the head has reg_max 16'),
+    (PPYOLOELoss, dict(static_focal_alpha=1.5),
+     r'static_focal_alpha \(null or a number\) must be a number in \(0, 1\), got 1\.5'),
+    (PPYOLOELoss, dict(focal_alpha='0.25'), r'focal_alpha \(null or a number\) must be a number'),
+    (PPYOLOELoss, dict(static_target='soft'),
+     r"static_target must be one of 'pred_iou', 'hard', got 'soft'"),
 ]
 
 
@@ -227,6 +242,22 @@ def test_wrong_training_inputs(changes, error, message):
     model.train()
     with pytest.raises(error, match=message):
         model(_with(train_inputs([[0], [1]]), **changes))
+
+
+@pytest.mark.parametrize('epoch_id, key', [(0, 'static_assigner'), (200, 'assigner')])
+def test_the_slot_the_schedule_picks_must_hold_an_assigner(epoch_id, key):
+    # static_assigner_epoch is 100: epoch 0 uses static_assigner, epoch 200 assigner
+    model = tiny_model(PPYOLOEHead={key: None})
+    model.train()
+    with pytest.raises(ValueError, match=rf'PPYOLOEHead: {key} is None but training epoch_id '
+                                         rf'{epoch_id} .* static_assigner_epoch 100 needs it; '
+                                         rf'set PPYOLOEHead.{key}'):
+        model(train_inputs([[0]], epoch_id=epoch_id))
+    # a slot replaced after construction by something else is named at the training step
+    setattr(model.yolo_head, key, MultiClassNMS())
+    with pytest.raises(TypeError, match=rf'PPYOLOEHead: {key} must be a label assigner .*got a '
+                                        rf'MultiClassNMS'):
+        model(train_inputs([[0]], epoch_id=epoch_id))
 
 
 def test_eval_needs_scale_factor():
