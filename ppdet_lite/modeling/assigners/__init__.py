@@ -14,9 +14,12 @@ from .fcos_assigner import FCOSAssigner
 from .yolov3_assigner import YOLOv3Assigner
 from .simota_assigner import SimOTAAssigner
 from .dynamic_soft_label_assigner import DynamicSoftLabelAssigner
+from .max_iou_assigner import MaxIoUAssigner
+from .samplers import BaseSampler, IoUBalancedNegSampler, OHEMSampler, RandomSampler
 
 __all__ = ['BACKGROUND', 'IGNORED', 'AssignResult', 'BaseAssigner', 'GTs', 'Preds', 'Priors',
            'grid_priors', 'background_result', 'build_result', 'build_result_from_rows', 'resolve_conflicts',
            'resolve_conflicts_pairs', 'arg_best', 'order_key', 'topk_lowest_index',
            'ATSSAssigner', 'TaskAlignedAssigner', 'FCOSAssigner', 'YOLOv3Assigner',
-           'SimOTAAssigner', 'DynamicSoftLabelAssigner']
+           'SimOTAAssigner', 'DynamicSoftLabelAssigner',
+           'MaxIoUAssigner', 'BaseSampler', 'RandomSampler', 'IoUBalancedNegSampler', 'OHEMSampler']
