@@ -4,7 +4,7 @@ Inputs, as PP-YOLOE's head hands them to the loss at a 640 x 640 input: priors o
 (20, 20), (40, 40), (80, 80) with strides 32, 16, 8 (L = 8400, ``grid_priors``), batch 8,
 80 classes, GT boxes of 8-400 px (log-uniform sides) inside the image with every other image's
 slots up to a quarter padded, and random predictions (probabilities sigmoid(U(-8, 3)), boxes
-0-213 px from the prior point on each side). Cases (columns):
+1-213 px (log-uniform) from the prior point on each side). Cases (columns):
 
 - ``n=20``, ``n=100``: GT slots per image;
 - ``untrained n=100``, ``untrained n=650``: an untrained head's predictions, all equal (every class
@@ -24,7 +24,8 @@ Assigners with an ``impl`` argument are measured with each of ``'fast'`` and ``'
 ``assign`` call).
 Public reference figures (torch, 2 threads, same inputs; from issue 12) are printed beside.
 
-    python benchmarks/bench_assigners.py [--reps 5] [--check] [--quick] [--only SimOTAAssigner ...]
+    python benchmarks/bench_assigners.py [--reps 5] [--check] [--where] [--quick]
+                                         [--only SimOTAAssigner ...]
 """
 
 import argparse
@@ -34,6 +35,7 @@ import os
 import statistics
 import sys
 import time
+import traceback
 
 import numpy as np
 import paddle
@@ -112,6 +114,7 @@ class SyncCounter(object):
 
     def __init__(self):
         self.count = 0
+        self.where = []  # (what, 'file:line' of the innermost ppdet_lite frame) per sync
         self._depth = 0
         self._saved = []
 
@@ -126,6 +129,7 @@ class SyncCounter(object):
                 self._depth -= 1
                 if outer:
                     self.count += 1
+                    self.where.append((fn.__name__, _caller()))
         return wrapper
 
     def _patch(self, owner, name, counts=None):
@@ -148,6 +152,14 @@ class SyncCounter(object):
         for owner, name, original in reversed(self._saved):
             setattr(owner, name, original)
         self._saved = []
+
+
+def _caller():
+    """'path:line' of the innermost ppdet_lite frame of the current stack."""
+    for frame in reversed(traceback.extract_stack()[:-2]):
+        if os.sep + 'ppdet_lite' + os.sep in frame.filename:
+            return '%s:%d' % (os.path.relpath(frame.filename, ROOT), frame.lineno)
+    return '?'
 
 
 def _bool_index(tensor, index):
@@ -197,9 +209,10 @@ def median_ms(fn, reps):
 
 
 def count_syncs(fn):
+    """(number of host synchronisations of one call of ``fn``, [(what, where)])."""
     with SyncCounter() as counter:
         fn()
-    return counter.count
+    return counter.count, counter.where
 
 
 def compare(a, b):
@@ -226,6 +239,8 @@ def main(argv=None):
     parser.add_argument('--quick', action='store_true',
                         help='one case (n=20), one timed call: a smoke run')
     parser.add_argument('--only', nargs='+', help='class names to measure (default: all)')
+    parser.add_argument('--where', action='store_true',
+                        help='list where in ppdet_lite each counted host sync happens')
     args = parser.parse_args(argv)
     paddle.set_device('cpu')
     reps = 1 if args.quick else args.reps
@@ -241,23 +256,28 @@ def main(argv=None):
           ' | host syncs per call | reference ms n=20 / n=100 |')
     print('|' + ' --- |' * (len(cases) + 3))
     table = {}
-    checks = []
+    checks, sync_places = [], []
     for row, name, impl, fn in rows:
-        cells, syncs = [], []
+        cells, syncs, places = [], [], set()
         for label, _, _ in cases:
             call = functools.partial(fn, priors, *inputs[label])
             cells.append(median_ms(call, reps))
-            syncs.append(count_syncs(call))
+            count, where = count_syncs(call)
+            syncs.append(count)
+            places.update(where)
         table[row] = (cells, syncs)
         sync_text = str(syncs[0]) if min(syncs) == max(syncs) else f'{min(syncs)}-{max(syncs)}'
         print('| %s | %s | %s | %s |' % (row, ' | '.join('%.1f' % c for c in cells), sync_text,
                                           _reference_text(name)), flush=True)
+        if args.where:
+            sync_places.append(f'{row}: ' + (', '.join(f'{what} at {where}' for what, where
+                                                       in sorted(places)) or 'none'))
         if args.check and impl == 'dense':
             fast = next(r for r in rows if r[1] == name and r[2] == 'fast')[3]
             for label, _, _ in cases:
                 same = compare(fast(priors, *inputs[label]), fn(priors, *inputs[label]))
                 checks.append(f'{name} {label}: fast vs dense {same}')
-    for line in checks:
+    for line in sync_places + checks:
         print(line)
     return table
 

@@ -261,8 +261,8 @@ def test_head_slots_class_names_and_mappings(image_path, tmp_path):
     assert default.topk == 9 and mapped.topk == 7 and mapped.num_classes == 5
     assert type(tal) is zoo.TaskAlignedAssigner
     assert [a.name for a in result.assignments] == [
-        'static_assigner', 'ATSSAssigner', 'ATSSAssigner(topk=7)', 'assigner']
-    assert result.stats['static_assigner'] == result.stats['ATSSAssigner(topk=7)']
+        'static_assigner', 'ATSSAssigner', 'ATSSAssigner {topk: 7}', 'assigner']
+    assert result.stats['static_assigner'] == result.stats['ATSSAssigner {topk: 7}']
 
 
 def test_ignored_priors_are_counted_printed_and_drawn(image_path, tmp_path):

@@ -281,8 +281,9 @@ def _parse_spec(spec):
         if not isinstance(mapping, dict) or not isinstance(mapping.get('name'), str):
             raise InspectError(f'--assigners item {spec!r}: a mapping needs "name: ClassName"')
         args = {k: v for k, v in mapping.items() if k != 'name'}
-        shown = ', '.join(f'{k}={v}' for k, v in args.items())
-        return f'{mapping["name"]}({shown})', mapping['name'], args
+        shown = yaml.safe_dump(args, default_flow_style=True, sort_keys=False,
+                               width=float('inf')).strip() if args else ''
+        return f'{mapping["name"]} {shown}'.strip(), mapping['name'], args
     return spec, spec, None
 
 
