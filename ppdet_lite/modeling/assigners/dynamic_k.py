@@ -16,8 +16,9 @@ Each GT's pairs are cut into rows of ``width``; one ``topk`` keeps each row's be
 survivors of a GT are cut again until one row per GT remains (two rounds at 640 x 640). No host
 synchronisation.
 
-``per_prior_sum`` serves the costs: the part of a classification cost summed over the classes
-that do not depend on the GT, computed once per prior instead of once per pair.
+``per_prior_sum`` and ``clamped_log`` serve the costs: a classification cost summed over the
+classes is the sum of every class's zero-target term (the same for all GTs: computed once per
+prior, not per pair) with the GT class's term swapped for its own.
 """
 
 import paddle
@@ -25,7 +26,7 @@ import paddle
 from .conflicts import resolve_conflicts_pairs
 from .ordering import monotone_bits
 
-__all__ = ['dynamic_k_matching', 'lowest_keys_per_gt', 'per_prior_sum']
+__all__ = ['dynamic_k_matching', 'lowest_keys_per_gt', 'per_prior_sum', 'clamped_log']
 
 # Key of a left-out pair: above every real key, and a power of two, which Paddle's full_like
 # keeps exact (it passes the fill value through a float).
@@ -35,6 +36,7 @@ _OFFSET = 2 ** 31
 # allocator out of its slow path for large tensors.
 _WIDTH = 256
 _CHUNK_ROWS = 16000
+LOG_CLAMP = 100.0
 
 
 def per_prior_sum(scores, fn):
@@ -46,12 +48,14 @@ def per_prior_sum(scores, fn):
     Returns:
         Tensor: ``[N]`` float32.
     """
-    if scores.shape[0] <= _CHUNK_ROWS:
-        return fn(scores).sum(-1)
-    sizes = [_CHUNK_ROWS] * (scores.shape[0] // _CHUNK_ROWS)
-    if scores.shape[0] % _CHUNK_ROWS:
-        sizes.append(scores.shape[0] % _CHUNK_ROWS)
-    return paddle.concat([fn(part).sum(-1) for part in paddle.split(scores, sizes)])
+    num = scores.shape[0]
+    return paddle.concat([fn(scores[i:i + _CHUNK_ROWS]).sum(-1)
+                          for i in range(0, max(num, 1), _CHUNK_ROWS)])
+
+
+def clamped_log(x):
+    """``log(x)`` clamped at -100, as binary cross-entropy clamps it (Paddle and PyTorch)."""
+    return paddle.clip(paddle.log(x), min=-LOG_CLAMP)
 
 
 def lowest_keys_per_gt(keys, pair_gt, gt_start, gt_len, max_len, k):
@@ -163,7 +167,8 @@ def dynamic_k_matching(cost, iou, pair_gt, pair_prior, gt_start, gt_len, max_len
     if penalised is not None:
         # Lexicographic conflicts: a penalised claim competes only at priors without an
         # unpenalised one.
-        flag = paddle.gather(penalised, claim_pair)
+        # (gather of int32: Paddle 2.6 has no bool gather)
+        flag = paddle.gather(penalised.astype('int32'), claim_pair) > 0
         clean = paddle.logical_and(claims, paddle.logical_not(flag)).astype('int64')
         has_clean = paddle.put_along_axis(paddle.zeros([num_flat + 1], dtype='int64'),
                                           claim_prior, clean, axis=0, reduce='amax')

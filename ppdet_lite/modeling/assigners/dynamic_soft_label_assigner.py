@@ -7,14 +7,12 @@ from ppdet_lite.core.workspace import register
 from ..bbox_utils import bbox_iou
 from ..checks import check_int, check_number, check_tensor
 from .base import BACKGROUND, BaseAssigner, background_result, build_result
-from .dynamic_k import dynamic_k_matching, per_prior_sum
+from .dynamic_k import clamped_log, dynamic_k_matching, per_prior_sum
 from .grid_candidates import fetch_sizes, grid_axes, index_range, list_pairs, rect_counts
 from .gt_check import check_gt_inputs
 
 __all__ = ['DynamicSoftLabelAssigner']
 
-# BCE's log clamp (PyTorch's and Paddle's binary_cross_entropy): -log(x) is at most 100.
-LOG_CLAMP = 100.0
 IOU_COST_EPS = 1e-7
 # Added to the union of a predicted and a GT box (PaddleDetection's batch_iou_similarity).
 PRED_IOU_EPS = 1e-9
@@ -126,21 +124,17 @@ class DynamicSoftLabelAssigner(BaseAssigner):
                             pos_iou.reshape([batch_size, num_priors]))
 
     def _cost(self, scores, gts, gt_row, flat_prior, iou):
-        """``[P]`` cost: the zero-label terms of all classes are summed once per prior, then the
-        GT class's term is swapped for its soft-label term."""
+        """``[P]`` cost (see ``dynamic_k``: zero-label terms summed per prior, GT class swapped)."""
         labels = paddle.gather(gts.labels.reshape([-1]).astype('int64'), gt_row)
         p = paddle.gather(scores.reshape([-1]), flat_prior * self.num_classes + labels)
-        background = per_prior_sum(scores, _zero_label_term)
-        soft = (iou * _clamped_neg_log(p) + (1 - iou) * _clamped_neg_log(1 - p)) * (iou - p) ** 2
-        cls = paddle.gather(background, flat_prior) - _zero_label_term(p) + soft
-        return cls + self.iou_factor * -paddle.log(iou + IOU_COST_EPS)
+        # sum_k BCE(p_k, 0) * p_k**2, from the clamped logs of 1 - p_k
+        background = -per_prior_sum(scores, _p2_log_q)
+        log_p, log_q = clamped_log(p), clamped_log(1 - p)
+        soft = -(iou * log_p + (1 - iou) * log_q) * (iou - p) ** 2
+        cls = paddle.gather(background, flat_prior) + log_q * (p * p) + soft
+        return cls - self.iou_factor * paddle.log(iou + IOU_COST_EPS)
 
 
-def _clamped_neg_log(x):
-    """-log(x), at most 100 (BCE's clamp)."""
-    return paddle.clip(-paddle.log(x), max=LOG_CLAMP)
-
-
-def _zero_label_term(p):
-    """BCE(p, 0) * |0 - p|**2."""
-    return _clamped_neg_log(1 - p) * p * p
+def _p2_log_q(p):
+    """p**2 * clamped log(1 - p) = -BCE(p, 0) * |0 - p|**2."""
+    return clamped_log(1 - p) * (p * p)

@@ -6,14 +6,12 @@ from ppdet_lite.core.workspace import register
 from ..bbox_utils import bbox_iou
 from ..checks import check_bool, check_int, check_number, check_tensor
 from .base import BACKGROUND, BaseAssigner, background_result, build_result
-from .dynamic_k import dynamic_k_matching, per_prior_sum
+from .dynamic_k import clamped_log, dynamic_k_matching, per_prior_sum
 from .grid_candidates import fetch_sizes, grid_axes, index_range, list_pairs, rect_counts
 from .gt_check import check_gt_inputs
 
 __all__ = ['SimOTAAssigner']
 
-# BCE's log clamp (PyTorch's and Paddle's binary_cross_entropy): -log(x) is at most 100.
-LOG_CLAMP = 100.0
 IOU_COST_EPS = 1e-7
 # Added to the union of a predicted and a GT box (PaddleDetection's batch_iou_similarity).
 PRED_IOU_EPS = 1e-9
@@ -173,38 +171,27 @@ class SimOTAAssigner(BaseAssigner):
     def _cost(self, scores, gts, pairs, flat_prior, iou):
         """``[P]`` cost without the outside penalty (``dynamic_k_matching`` applies it): the
         zero-target terms of all classes are summed once per prior, then the GT class's term is
-        swapped for its own."""
+        swapped for its own (``dynamic_k``)."""
         labels = paddle.gather(gts.labels.reshape([-1]).astype('int64'), pairs.gt_row)
         p = paddle.gather(scores.reshape([-1]), flat_prior * self.num_classes + labels)
+        log_p, log_q = clamped_log(p), clamped_log(1 - p)
         if self.use_vfl:
-            background = per_prior_sum(scores, _vfl_negative)
-            positive = iou * _bce(p, iou)
-            own = paddle.where(iou > 0, positive, _vfl_negative(p))
-            cls = paddle.gather(background, flat_prior) - _vfl_negative(p) + own
+            # zero target: 0.75 * p**2 * BCE(p, 0); target u > 0: u * BCE(p, u)
+            background = -VFL_ALPHA * per_prior_sum(scores, _p2_log_q)
+            negative = -VFL_ALPHA * (p * p) * log_q
+            positive = -iou * (iou * log_p + (1 - iou) * log_q)
+            own = paddle.where(iou > 0, positive, negative)
+            cls = paddle.gather(background, flat_prior) - negative + own
         else:
-            background = per_prior_sum(scores, _bce_zero)
-            cls = paddle.gather(background, flat_prior) - _bce_zero(p) + _bce_one(p)
-        return cls * self.cls_weight + self.iou_weight * -paddle.log(iou + IOU_COST_EPS)
+            # zero target: BCE(p, 0) = -log(1 - p); target 1: BCE(p, 1) = -log(p)
+            background = -per_prior_sum(scores, lambda q: clamped_log(1 - q))
+            cls = paddle.gather(background, flat_prior) + log_q - log_p
+        return cls * self.cls_weight - self.iou_weight * paddle.log(iou + IOU_COST_EPS)
 
 
-def _bce_zero(p):
-    """BCE(p, 0) = -log(1 - p), at most 100."""
-    return paddle.clip(-paddle.log(1 - p), max=LOG_CLAMP)
-
-
-def _bce_one(p):
-    """BCE(p, 1) = -log(p), at most 100."""
-    return paddle.clip(-paddle.log(p), max=LOG_CLAMP)
-
-
-def _bce(p, target):
-    """BCE(p, target) with both logs clamped at -100 (Paddle's binary_cross_entropy)."""
-    return target * _bce_one(p) + (1 - target) * _bce_zero(p)
-
-
-def _vfl_negative(p):
-    """Varifocal loss of a zero target: 0.75 * p**2 * BCE(p, 0)."""
-    return VFL_ALPHA * p * p * _bce_zero(p)
+def _p2_log_q(p):
+    """p**2 * clamped log(1 - p)."""
+    return clamped_log(1 - p) * (p * p)
 
 
 def _rect(axes, x_lo, x_hi, y_lo, y_hi):
