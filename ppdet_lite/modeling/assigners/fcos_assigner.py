@@ -79,7 +79,8 @@ class FCOSAssigner(BaseAssigner):
         center_sampling_radius (float): candidates lie within this many strides of the GT centre
             (clipped to the GT); 0 turns centre sampling off (candidates: inside the GT).
         iou_score (bool): when ``preds`` are given, a positive's target score is the IoU of its
-            predicted box with its GT instead of 1.
+            predicted box with its GT instead of 1 (``PPYOLOELoss`` hands predictions to an
+            assigner that does not need them under ``static_target: pred_iou`` only).
     Raises:
         TypeError, ValueError: an argument of the wrong type or out of range (num_classes >= 1;
             boundaries positive, finite, strictly increasing; radius finite and >= 0).

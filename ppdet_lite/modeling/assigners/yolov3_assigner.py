@@ -70,7 +70,9 @@ class YOLOv3Assigner(BaseAssigner):
         ignore_thresh (float): priors (other than positives) whose IoU with a real GT is above
             this are ignored; 1 ignores nothing.
         iou_score (bool): when ``preds`` are given, a positive's target score is the IoU of its
-            predicted box with its GT instead of the GT score (or 1).
+            predicted box with its GT instead of the GT score (or 1). ``PPYOLOELoss`` hands
+            predictions to this assigner (for the ignore test too) under ``static_target:
+            pred_iou`` only; otherwise the prior boxes decide the ignored priors.
     Raises:
         TypeError, ValueError: an argument of the wrong type or out of range (num_classes >= 1,
             0 <= ignore_thresh <= 1).
