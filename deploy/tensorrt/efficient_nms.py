@@ -1,0 +1,88 @@
+"""TensorRT's EfficientNMS plugin appended to the no-NMS ONNX model (onnx only, no TensorRT needed).
+
+The no-NMS export (``tools/export_model.py -o exclude_nms=True --onnx``) ends in ``bbox [B, L, 4]``
+(x1, y1, x2, y2, original-image pixels) and ``scores [B, C, L]``. ``add_efficient_nms`` transposes the
+scores to the plugin's ``[B, L, C]`` and feeds both to an ``EfficientNMS_TRT`` node (TensorRT's
+``efficientNMSPlugin``, version 1), whose outputs become the graph's:
+
+* ``num_dets [B, 1]`` int32: detections kept per image;
+* ``det_boxes [B, max_output_boxes, 4]`` float32: x1, y1, x2, y2 (original-image pixels);
+* ``det_scores [B, max_output_boxes]`` float32;
+* ``det_classes [B, max_output_boxes]`` int32.
+
+Rows past ``num_dets`` are padding. The plugin's NMS is per class (low scores dropped, greedy
+suppression by IoU), then the ``max_output_boxes`` best per image: the rule of PaddleDetection's
+``multiclass_nms3`` with ``keep_top_k = max_output_boxes``, except that there is no ``nms_top_k``
+(TensorRT bounds the candidates itself), rows come by descending score, not grouped by class, and
+FP16 engines score in half precision; expect the same detections up to ties at the thresholds.
+
+The node is in the custom domain ``trt`` so that ``onnx.checker`` accepts the graph; TensorRT's ONNX
+parser finds plugins by operator name, whatever the domain (``trt.init_libnvinfer_plugins`` must
+have registered them: ``build_engine.py`` does).
+"""
+
+import numpy as np
+from onnx import TensorProto, helper
+
+__all__ = ['add_efficient_nms', 'PLUGIN_OP', 'PLUGIN_DOMAIN', 'OUTPUTS']
+
+PLUGIN_OP = 'EfficientNMS_TRT'
+PLUGIN_DOMAIN = 'trt'
+OUTPUTS = ('num_dets', 'det_boxes', 'det_scores', 'det_classes')
+
+
+def _output(graph, name):
+    for info in graph.output:
+        if info.name == name:
+            return info
+    raise ValueError(f'add_efficient_nms: the model has no output {name!r} (outputs: '
+                     f'{[o.name for o in graph.output]}); export it with -o exclude_nms=True')
+
+
+def add_efficient_nms(model, score_threshold, iou_threshold, max_output_boxes, boxes='bbox',
+                      scores='scores'):
+    """Append ``EfficientNMS_TRT`` to a no-NMS ONNX model (edited in place).
+
+    Args:
+        model (onnx.ModelProto): outputs ``boxes [B, L, 4]`` and ``scores [B, C, L]`` float32.
+        score_threshold (float): lower-scored boxes are dropped.
+        iou_threshold (float): in [0, 1]; IoU above it suppresses a lower-scored box of its class.
+        max_output_boxes (int): detections per image, >= 1 (PaddleDetection's ``keep_top_k``).
+        boxes, scores (str): names of the two raw outputs.
+    Returns:
+        the same ``model`` with the four outputs ``OUTPUTS``.
+    Raises:
+        ValueError: missing outputs, or thresholds / ``max_output_boxes`` out of range.
+    """
+    if not (isinstance(max_output_boxes, (int, np.integer)) and max_output_boxes >= 1):
+        raise ValueError(f'add_efficient_nms: max_output_boxes must be an int >= 1 (keep_top_k '
+                         f'-1 has no TensorRT equivalent), got {max_output_boxes!r}')
+    if not 0. <= float(iou_threshold) <= 1.:
+        raise ValueError(f'add_efficient_nms: iou_threshold must be in [0, 1], got {iou_threshold}')
+    graph = model.graph
+    box_info, score_info = _output(graph, boxes), _output(graph, scores)
+    batch = box_info.type.tensor_type.shape.dim[0]
+    batch = batch.dim_value if batch.HasField('dim_value') else (batch.dim_param or 'batch')
+
+    transposed = 'efficient_nms/scores_blc'
+    graph.node.append(helper.make_node('Transpose', [scores], [transposed], perm=[0, 2, 1],
+                                       name='efficient_nms/transpose_scores'))
+    graph.node.append(helper.make_node(
+        PLUGIN_OP, [boxes, transposed], list(OUTPUTS), name='efficient_nms', domain=PLUGIN_DOMAIN,
+        plugin_version='1', background_class=-1, max_output_boxes=int(max_output_boxes),
+        score_threshold=float(score_threshold), iou_threshold=float(iou_threshold),
+        score_activation=0, box_coding=0))
+    del graph.output[:]
+    graph.output.extend([
+        helper.make_tensor_value_info('num_dets', TensorProto.INT32, [batch, 1],
+                                      doc_string='detections kept per image'),
+        helper.make_tensor_value_info('det_boxes', TensorProto.FLOAT,
+                                      [batch, int(max_output_boxes), 4],
+                                      doc_string='x1, y1, x2, y2 in original-image pixels'),
+        helper.make_tensor_value_info('det_scores', TensorProto.FLOAT,
+                                      [batch, int(max_output_boxes)]),
+        helper.make_tensor_value_info('det_classes', TensorProto.INT32,
+                                      [batch, int(max_output_boxes)])])
+    if not any(o.domain == PLUGIN_DOMAIN for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(PLUGIN_DOMAIN, 1))
+    return model
