@@ -149,8 +149,8 @@ class FCOSAssigner(BaseAssigner):
         boxes = gts.bboxes.reshape([-1, 4])
         is_real = (gts.mask.reshape([-1]) > 0).unsqueeze(1)
         rank = _stride_ranks(priors.strides, levels)
-        lower = paddle.to_tensor([NO_LOWER_BOUND] + self.object_sizes_boundary, dtype='float32')
-        upper = paddle.to_tensor(self.object_sizes_boundary + [float('inf')], dtype='float32')
+        lower = _device_vector([NO_LOWER_BOUND] + self.object_sizes_boundary)
+        upper = _device_vector(self.object_sizes_boundary + [float('inf')])
         priors_all, claims_all = [], []
         for (start, rows, cols), level_rank in zip(levels, rank):
             if rows * cols == 0:
@@ -263,7 +263,7 @@ def _stride_ranks(strides, levels):
     present = [start for start, rows, cols in levels if rows * cols > 0]
     if not present:
         return [None] * len(levels)
-    level_strides = paddle.gather(strides, paddle.to_tensor(present, dtype='int64'))
+    level_strides = paddle.concat([strides[start:start + 1] for start in present])
     ranks = []
     for start, rows, cols in levels:
         if rows * cols == 0:
@@ -272,3 +272,8 @@ def _stride_ranks(strides, levels):
         smaller = (level_strides < strides[start:start + 1]).astype('int64')
         ranks.append(smaller.sum(axis=0, keepdim=True))
     return ranks
+
+
+def _device_vector(values):
+    """``[len(values)]`` float32 filled on the device, without a host-to-device copy per call."""
+    return paddle.concat([paddle.full([1], v, dtype='float32') for v in values])
