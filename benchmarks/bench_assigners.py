@@ -12,19 +12,22 @@ slots up to a quarter padded, and random predictions (probabilities sigmoid(U(-8
 - ``whole-px n=100``: GT corners rounded to whole pixels, so GT centres often lie on the prior
   grid's symmetry lines, where distances tie.
 
-Each figure is the median of ``--reps`` calls after one warm-up call. The host synchronisations of
-one call are counted by wrapping, during that call, what copies a device value to the host or
-makes a shape depend on one: ``Tensor.numpy / item / tolist / __bool__ / __int__ / __float__ /
-__index__ / nonzero``, ``paddle.nonzero / masked_select / unique`` and indexing by a bool tensor
-(nested calls count once). On a CPU these cost little; on a GPU each one stalls the stream.
+Each figure is the median of up to ``--reps`` timed calls (as many as fit in ``--budget``
+seconds, at least one) after a first call; a first call longer than the budget is the figure
+itself (marked ``*``). The host synchronisations are counted during the first call by wrapping
+what copies a device value to the host or makes a shape depend on one: ``Tensor.numpy / item /
+tolist / __bool__ / __int__ / __float__ / __index__ / nonzero``, ``paddle.nonzero /
+masked_select / unique`` and indexing by a bool tensor (nested calls count once). On a CPU these
+cost little; on a GPU each one stalls the stream. The load average is printed before and after:
+on a shared machine the figures are only as good as it.
 
 Assigners with an ``impl`` argument are measured with each of ``'fast'`` and ``'dense'``;
 ``--check`` compares the two on every case (gt_index, labels, boxes identical; soft scores to
-1e-6 relative). Samplers are measured inside ``MaxIoUAssigner(sampler=...)`` with their defaults (the whole
-``assign`` call).
-Public reference figures (torch, 2 threads, same inputs; from issue 12) are printed beside.
+1e-6 relative). Samplers are measured inside ``MaxIoUAssigner(sampler=...)`` with their
+defaults (the whole ``assign`` call). Public reference figures (torch, 2 threads, same inputs;
+from issue 12) are printed beside.
 
-    python benchmarks/bench_assigners.py [--reps 5] [--check] [--where] [--quick]
+    python benchmarks/bench_assigners.py [--reps 5] [--budget 3] [--check] [--where] [--quick]
                                          [--only SimOTAAssigner ...]
 """
 
@@ -198,21 +201,26 @@ def runners(only=None):
     return rows
 
 
-def median_ms(fn, reps):
-    fn()
-    times = []
-    for _ in range(reps):
+def measure(fn, reps, budget):
+    """(median ms per call, whether that is a single call, host syncs, [(what, where)]).
+
+    The first call counts the host synchronisations (and warms up); then up to ``reps`` timed
+    calls, as many as fit in ``budget`` seconds but at least one. A first call longer than
+    ``budget`` is the figure itself (marked single): repeating a call of tens of seconds on a
+    shared machine adds nothing.
+    """
+    with SyncCounter() as counter:
         start = time.perf_counter()
         fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
-
-
-def count_syncs(fn):
-    """(number of host synchronisations of one call of ``fn``, [(what, where)])."""
-    with SyncCounter() as counter:
-        fn()
-    return counter.count, counter.where
+        first = time.perf_counter() - start
+    times = []
+    if first <= budget:
+        while len(times) < reps and (not times or sum(times) + times[-1] <= budget):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    single = len(times) <= 1
+    return 1000 * statistics.median(times or [first]), single, counter.count, counter.where
 
 
 def compare(a, b):
@@ -234,6 +242,8 @@ def _reference_text(name):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--reps', type=int, default=5, help='timed calls per figure (median)')
+    parser.add_argument('--budget', type=float, default=3.0,
+                        help='seconds of timed calls per figure at most (at least one call)')
     parser.add_argument('--check', action='store_true',
                         help="compare impl 'fast' with 'dense' on every case")
     parser.add_argument('--quick', action='store_true',
@@ -247,10 +257,9 @@ def main(argv=None):
     cases = QUICK_CASES if args.quick else CASES
     priors = make_priors()
     rows = runners(args.only)
-    print('paddle %s, %d CPUs (shared machine: figures are indicative); batch %d, %d priors, '
-          '%d classes; median ms per call of %d' % (
-              paddle.__version__, os.cpu_count(), BATCH, priors.points.shape[0], CLASSES, reps),
-          flush=True)
+    print('paddle %s, %d CPUs, load average %.1f; batch %d, %d priors, %d classes; median ms per '
+          'call of up to %d' % (paddle.__version__, os.cpu_count(), os.getloadavg()[0], BATCH,
+                                priors.points.shape[0], CLASSES, reps), flush=True)
     inputs = {label: make_inputs(priors, num_gts, kind) for label, num_gts, kind in cases}
     print('| assigner | ' + ' | '.join(c[0] for c in cases) +
           ' | host syncs per call | reference ms n=20 / n=100 |')
@@ -261,13 +270,13 @@ def main(argv=None):
         cells, syncs, places = [], [], set()
         for label, _, _ in cases:
             call = functools.partial(fn, priors, *inputs[label])
-            cells.append(median_ms(call, reps))
-            count, where = count_syncs(call)
+            ms, single, count, where = measure(call, reps, args.budget)
+            cells.append('%.1f%s' % (ms, '*' if single and reps > 1 else ''))
             syncs.append(count)
             places.update(where)
         table[row] = (cells, syncs)
         sync_text = str(syncs[0]) if min(syncs) == max(syncs) else f'{min(syncs)}-{max(syncs)}'
-        print('| %s | %s | %s | %s |' % (row, ' | '.join('%.1f' % c for c in cells), sync_text,
+        print('| %s | %s | %s | %s |' % (row, ' | '.join(cells), sync_text,
                                           _reference_text(name)), flush=True)
         if args.where:
             sync_places.append(f'{row}: ' + (', '.join(f'{what} at {where}' for what, where
@@ -277,6 +286,9 @@ def main(argv=None):
             for label, _, _ in cases:
                 same = compare(fast(priors, *inputs[label]), fn(priors, *inputs[label]))
                 checks.append(f'{name} {label}: fast vs dense {same}')
+    if not args.quick:
+        print(f'* a single call (over --budget {args.budget:g} s): not a median')
+    print('load average at the end %.1f' % os.getloadavg()[0])
     for line in sync_places + checks:
         print(line)
     return table
