@@ -11,6 +11,7 @@ from onnx import TensorProto, helper
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, os.path.join(ROOT, 'deploy', 'tensorrt'))
 import build_engine  # noqa: E402
+import efficient_nms  # noqa: E402
 from efficient_nms import OUTPUTS, PLUGIN_DOMAIN, PLUGIN_OP, add_efficient_nms  # noqa: E402
 
 ort = pytest.importorskip('onnxruntime')
@@ -95,6 +96,24 @@ def test_plugin_refuses_what_it_cannot_express():
     nms_model.graph.output[1].name = 'bbox_num'
     with pytest.raises(ValueError, match="no output 'scores'.*exclude_nms=True"):
         add_efficient_nms(nms_model, 0.25, 0.6, 10)
+
+
+def test_script_takes_the_settings_from_infer_cfg(tmp_path):
+    onnx_file, save_file = str(tmp_path / 'm.onnx'), str(tmp_path / 'trt.onnx')
+    onnx.save(no_nms_model(), onnx_file)
+    infer_cfg = tmp_path / 'infer_cfg.yml'
+    infer_cfg.write_text('NMS: {score_threshold: 0.01, nms_top_k: 1000, keep_top_k: 300, '
+                         'nms_threshold: 0.7, normalized: true, nms_eta: 1.0}\n')
+    efficient_nms.main(['--onnx_file', onnx_file, '--save_file', save_file, '--infer_cfg',
+                        str(infer_cfg), '--max_output_boxes', '50'])
+    plugin = next(n for n in onnx.load(save_file).graph.node if n.op_type == PLUGIN_OP)
+    attrs = {a.name: helper.get_attribute_value(a) for a in plugin.attribute}
+    assert attrs['score_threshold'] == pytest.approx(0.01)
+    assert attrs['iou_threshold'] == pytest.approx(0.7)
+    assert attrs['max_output_boxes'] == 50  # the flag wins over keep_top_k
+    with pytest.raises(SystemExit, match='needs score_threshold, iou_threshold'):
+        efficient_nms.main(['--onnx_file', onnx_file, '--save_file', save_file,
+                            '--max_output_boxes', '5'])
 
 
 def test_profile_shapes():

@@ -24,6 +24,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import efficient_nms  # noqa: E402
+
 __all__ = ['profile_shapes', 'build_engine', 'main']
 
 TENSORRT_MISSING = ('TensorRT is not installed (import tensorrt failed): building an engine needs an '
@@ -114,26 +116,6 @@ def build_engine(onnx_file, save_file, precision='fp32', batch=(1, 1, 1), height
     return save_file
 
 
-def _nms_settings(args):
-    """score / IoU thresholds and max boxes: the flags, else infer_cfg.yml's NMS."""
-    nms = {}
-    if args.infer_cfg:
-        import yaml
-        with open(args.infer_cfg) as f:
-            nms = (yaml.safe_load(f) or {}).get('NMS') or {}
-    settings = {'score_threshold': args.score_threshold if args.score_threshold is not None
-                else nms.get('score_threshold'),
-                'iou_threshold': args.iou_threshold if args.iou_threshold is not None
-                else nms.get('nms_threshold'),
-                'max_output_boxes': args.max_output_boxes if args.max_output_boxes is not None
-                else nms.get('keep_top_k')}
-    missing = [k for k, v in settings.items() if v is None]
-    if missing:
-        raise ValueError(f'--efficient_nms needs {", ".join(missing)}: pass --infer_cfg (its NMS '
-                         f'section) or the flags')
-    return settings
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,10 +130,7 @@ def parse_args(argv=None):
                             metavar=('H', 'W'), help=f'{name} image size for dynamic-size models')
     parser.add_argument('--efficient_nms', action='store_true',
                         help='append the EfficientNMS_TRT plugin to a no-NMS model first')
-    parser.add_argument('--infer_cfg', help="infer_cfg.yml whose NMS gives the plugin's settings")
-    parser.add_argument('--score_threshold', type=float)
-    parser.add_argument('--iou_threshold', type=float)
-    parser.add_argument('--max_output_boxes', type=int)
+    efficient_nms.add_arguments(parser)
     parser.add_argument('--workspace', type=int, default=1024, help='builder workspace, MiB')
     return parser.parse_args(argv)
 
@@ -169,8 +148,9 @@ def main(argv=None):
     try:
         if args.efficient_nms:
             import onnx
-            from efficient_nms import add_efficient_nms
-            model = add_efficient_nms(onnx.load(onnx_file), **_nms_settings(args))
+            settings = efficient_nms.nms_settings(args.infer_cfg, args.score_threshold,
+                                                  args.iou_threshold, args.max_output_boxes)
+            model = efficient_nms.add_efficient_nms(onnx.load(onnx_file), **settings)
             onnx_file = os.path.splitext(save_file)[0] + '_nms.onnx'
             onnx.save(model, onnx_file)
             print(f'EfficientNMS_TRT appended: {onnx_file}')

@@ -19,12 +19,25 @@ FP16 engines score in half precision; expect the same detections up to ties at t
 The node is in the custom domain ``trt`` so that ``onnx.checker`` accepts the graph; TensorRT's ONNX
 parser finds plugins by operator name, whatever the domain (``trt.init_libnvinfer_plugins`` must
 have registered them: ``build_engine.py`` does).
+
+As a script (no TensorRT needed; the output goes to ``trtexec`` or ``build_engine.py``)::
+
+    python deploy/tensorrt/efficient_nms.py --onnx_file output_inference/NAME/model.onnx \
+        --infer_cfg output_inference/NAME/infer_cfg.yml --save_file model_trt_nms.onnx
+        [--score_threshold S --iou_threshold T --max_output_boxes K]
+
+The thresholds default to infer_cfg.yml's ``NMS`` (``score_threshold``, ``nms_threshold``,
+``keep_top_k``).
 """
+
+import argparse
+import sys
 
 import numpy as np
 from onnx import TensorProto, helper
 
-__all__ = ['add_efficient_nms', 'PLUGIN_OP', 'PLUGIN_DOMAIN', 'OUTPUTS']
+__all__ = ['add_efficient_nms', 'nms_settings', 'add_arguments', 'PLUGIN_OP', 'PLUGIN_DOMAIN',
+           'OUTPUTS', 'main']
 
 PLUGIN_OP = 'EfficientNMS_TRT'
 PLUGIN_DOMAIN = 'trt'
@@ -86,3 +99,56 @@ def add_efficient_nms(model, score_threshold, iou_threshold, max_output_boxes, b
     if not any(o.domain == PLUGIN_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(PLUGIN_DOMAIN, 1))
     return model
+
+
+def nms_settings(infer_cfg=None, score_threshold=None, iou_threshold=None, max_output_boxes=None):
+    """The plugin's settings: the given values, else those of infer_cfg.yml's ``NMS``.
+
+    Raises:
+        ValueError: a setting given neither way.
+    """
+    nms = {}
+    if infer_cfg:
+        import yaml
+        with open(infer_cfg) as f:
+            nms = (yaml.safe_load(f) or {}).get('NMS') or {}
+    settings = {
+        'score_threshold': nms.get('score_threshold') if score_threshold is None else score_threshold,
+        'iou_threshold': nms.get('nms_threshold') if iou_threshold is None else iou_threshold,
+        'max_output_boxes': nms.get('keep_top_k') if max_output_boxes is None else max_output_boxes}
+    missing = [k for k, v in settings.items() if v is None]
+    if missing:
+        raise ValueError(f'EfficientNMS needs {", ".join(missing)}: give --infer_cfg (its NMS '
+                         f'section) or the flags')
+    return settings
+
+
+def add_arguments(parser):
+    """The plugin's command-line flags (shared with build_engine.py)."""
+    parser.add_argument('--infer_cfg', help="infer_cfg.yml whose NMS gives the plugin's settings")
+    parser.add_argument('--score_threshold', type=float)
+    parser.add_argument('--iou_threshold', type=float)
+    parser.add_argument('--max_output_boxes', type=int, help="default: infer_cfg's keep_top_k")
+
+
+def main(argv=None):
+    import onnx
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--onnx_file', required=True, help='the no-NMS model.onnx')
+    parser.add_argument('--save_file', required=True)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        settings = nms_settings(args.infer_cfg, args.score_threshold, args.iou_threshold,
+                                args.max_output_boxes)
+        model = add_efficient_nms(onnx.load(args.onnx_file), **settings)
+    except (ValueError, OSError) as e:
+        sys.exit(f'error: {e}')
+    onnx.save(model, args.save_file)
+    print(f'EfficientNMS_TRT ({settings}) appended: {args.save_file}')
+    return args.save_file
+
+
+if __name__ == '__main__':
+    main()
