@@ -100,6 +100,19 @@ def test_table_rows():
     assert lines[6] == 'GT without positives: #2'
 
 
+def test_summary_rows():
+    stats = assign_vis.per_gt_stats(HAND_INDEX, HAND_GT, HAND_PRIORS, [16, 8], [2, 3])
+    none = assign_vis.per_gt_stats([-1] * 5, HAND_GT, HAND_PRIORS, [16, 8], [2, 3])
+    lines = assign_vis.format_summary(['hand', 'nothing'], {'hand': stats, 'nothing': none},
+                                      {'hand': {16: 0, 8: 1}, 'nothing': {16: 0, 8: 0}},
+                                      [16, 8]).split('\n')
+    assert lines[0].split() == ['assigner', 's16', 's8', 'total', 'ignored', 'GT', 'without',
+                                'positives']
+    # positives: s16 priors 0 (slot 0) and 1 (slot 1), s8 prior 2 (slot 1); prior 3 ignored
+    assert lines[1].split() == ['hand', '2', '1', '3', '1', '#2']
+    assert lines[2].split() == ['nothing', '0', '0', '0', '0', '#0,', '#1,', '#2']
+
+
 def test_drawing_marks_positives_in_their_gts_colour_and_ignored_priors_grey():
     # a 32 x 32 input drawn at zoom 4; one level of 4 priors at the cell centres of stride 16
     image = np.full((32, 32, 3), 0, 'uint8')
@@ -236,6 +249,9 @@ def test_report_prints_a_table_per_assigner(scene, image_path, tmp_path, capsys)
     assert '== TaskAlignedAssigner (TaskAlignedAssigner, uses predictions, UNTRAINED predictions)' \
         in out
     assert out.count('GT without positives: #2') == 2
+    summary = out.split('\nassigner ')[1].split('\n')
+    assert summary[1].split()[0] == 'ATSSAssigner' and summary[1].split()[-1] == '#2'
+    assert summary[2].split()[0] == 'TaskAlignedAssigner' and summary[2].split()[-1] == '#2'
     assert 'predictions: untrained head (no -o weights)' in out
 
 

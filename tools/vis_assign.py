@@ -56,7 +56,7 @@ GT boxes, each positive prior as a dot in its GT's colour linked to the GT's cen
 priors as grey crosses, the level's prior grid as small grey dots. A table per assigner: for each
 GT slot its positives per level and in total, the mean IoU with the GT of the positives' prior
 boxes and of their predicted boxes, then the ignored priors per level and the GTs left without
-positives. ``inspect_assignment`` returns the same numbers.
+positives; then a summary row per assigner. ``inspect_assignment`` returns the same numbers.
 """
 
 import copy
@@ -79,8 +79,8 @@ from ppdet_lite.core.workspace import ConfigError, create  # noqa: E402
 from ppdet_lite.modeling import assigners as assigner_zoo  # noqa: E402
 from ppdet_lite.modeling.assigners import GTs, Preds, grid_priors  # noqa: E402
 from ppdet_lite.utils.assign_vis import (  # noqa: E402
-    AssignmentView, draw_assignments, format_table, gts_without_positives, ignored_per_level,
-    per_gt_stats)
+    AssignmentView, draw_assignments, format_summary, format_table, gts_without_positives,
+    ignored_per_level, per_gt_stats)
 from ppdet_lite.utils.checkpoint import load_weights  # noqa: E402
 from ppdet_lite.utils.cli import ArgsParser, config_from_args  # noqa: E402
 
@@ -422,6 +422,8 @@ def format_report(result, image_path, image_shape):
                  f'{", UNTRAINED predictions" if a.name in result.untrained else ""})')
         lines.append(format_table(title, result.stats[a.name], result.ignored[a.name],
                                   sample.gt.boxes, sample.gt.classes, strides))
+    lines.append('\n' + format_summary([a.name for a in result.assignments], result.stats,
+                                       result.ignored, strides))
     return '\n'.join(lines)
 
 

@@ -13,7 +13,8 @@ Input: the assigners' ``AssignResult`` rows of one image, as numpy arrays:
   there are predictions.
 
 Output: ``GTStats`` per GT (positives per level, mean IoU of the positives with their GT), the
-ignored priors per level, a printable table, and one BGR picture: a column per assigner, a row per
+ignored priors per level, printable tables (per assigner, and a summary row per assigner), and
+one BGR picture: a column per assigner, a row per
 FPN level.
 """
 
@@ -27,7 +28,8 @@ import paddle
 from ppdet_lite.modeling.bbox_utils import bbox_iou
 
 __all__ = ['AssignmentView', 'GTStats', 'prior_levels', 'per_gt_stats', 'ignored_per_level',
-           'gts_without_positives', 'format_table', 'display_zoom', 'draw_assignments',
+           'gts_without_positives', 'format_table', 'format_summary', 'display_zoom',
+           'draw_assignments',
            'HEADER_HEIGHT', 'TITLE_HEIGHT']
 
 # Panels are drawn at network-input resolution times a whole zoom that makes them at least this
@@ -137,6 +139,20 @@ def format_table(title, stats, ignored, gt_boxes, gt_classes, strides):
     lines.append(f'{"ignored priors":<{12 + box_width}}{counts}{sum(ignored.values()):>7}')
     missing = gts_without_positives(stats)
     lines.append('GT without positives: ' + (', '.join(f'#{g}' for g in missing) or 'none'))
+    return '\n'.join(lines)
+
+
+def format_summary(names, stats, ignored, strides):
+    """One row per assigner: its positives per level and in total, its ignored priors and its GTs
+    without positives. ``stats`` {name: [GTStats]}, ``ignored`` {name: {stride: count}}."""
+    width = max([len('assigner')] + [len(n) for n in names])
+    level_cols = ''.join(f'{"s" + str(s):>6}' for s in strides)
+    lines = [f'{"assigner":<{width}}{level_cols}{"total":>7}{"ignored":>9}  GT without positives']
+    for name in names:
+        counts = [sum(s.positives[stride] for s in stats[name]) for stride in strides]
+        missing = ', '.join(f'#{g}' for g in gts_without_positives(stats[name])) or 'none'
+        lines.append(f'{name:<{width}}' + ''.join(f'{c:>6}' for c in counts) +
+                     f'{sum(counts):>7}{sum(ignored[name].values()):>9}  {missing}')
     return '\n'.join(lines)
 
 
