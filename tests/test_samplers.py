@@ -7,7 +7,8 @@ import paddle
 import pytest
 
 from ppdet_lite.modeling.assigners import (BACKGROUND, IGNORED, GTs, IoUBalancedNegSampler,
-                                           OHEMSampler, Preds, RandomSampler, build_result)
+                                           OHEMSampler, Preds, RandomSampler, background_result,
+                                           build_result)
 
 NUM_CLASSES = 3
 
@@ -349,6 +350,7 @@ def test_constructor_validation(make):
 
 
 def test_empty_priors_pass_through():
-    result, gts = make_result(np.zeros([2, 0]))
+    _, gts = make_result(np.zeros([2, 1]))
+    result = background_result(2, 0, NUM_CLASSES, 'int64')
     out = RandomSampler().sample(result, gts)
     assert out.gt_index.shape == [2, 0]

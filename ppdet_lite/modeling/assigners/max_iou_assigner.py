@@ -48,7 +48,7 @@ import paddle
 from ppdet_lite.core.workspace import create, register
 from ..bbox_utils import bbox_iou
 from ..checks import check_bool, check_int, check_number, check_tensor
-from .base import BACKGROUND, IGNORED, BaseAssigner, build_result
+from .base import BACKGROUND, IGNORED, BaseAssigner, background_result, build_result
 from .gt_check import check_gt_inputs
 from .ordering import arg_best, order_key
 
@@ -124,7 +124,11 @@ class MaxIoUAssigner(BaseAssigner):
             raise ValueError(f'{owner}: its sampler {type(self.sampler).__name__} ranks by the '
                              f'predictions; pass preds')
         gt_index, max_iou = self.match(priors.boxes, gts)
-        result = build_result(gt_index, gts, self.num_classes)
+        if gt_index.shape[1] == 0:
+            # build_result's gathers fail on Paddle 2.6 with zero priors: nothing to gather
+            result = background_result(gt_index.shape[0], 0, self.num_classes, gts.labels.dtype)
+        else:
+            result = build_result(gt_index, gts, self.num_classes)
         if self.sampler is not None:
             result = self.sampler.sample(result, gts, max_iou, preds)
         return result
