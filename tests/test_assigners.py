@@ -1,8 +1,8 @@
-"""ATSSAssigner and TaskAlignedAssigner: hand-computed cases, and the fast paths against a plain
-dense formulation of PaddleDetection 2.6's algorithms (``dense_atss`` / ``dense_tal`` below, the
-definition: every GT against every anchor, ``[B, n, L]`` tensors, ``paddle.topk`` over whole rows).
-
-Results are compared for exact equality, ties included.
+"""ATSSAssigner and TaskAlignedAssigner: hand-computed cases of each rule, and both implementations
+(``impl='fast'`` and ``'dense'``, equal exactly on every batch) against the definitions written
+below in numpy with their own IoU and inside code (``dense_atss`` / ``dense_tal``: every GT against
+every prior, equal values lowest prior index first). Labels and boxes are compared exactly, ties
+included (whole-pixel GT corners, tied predictions); soft scores to 1e-6 relative.
 """
 
 import copy
@@ -538,3 +538,149 @@ def test_assign_and_forward_adapter_agree():
         labels = result.assigned_labels.numpy()
         np.testing.assert_array_equal(labels != BG, gt_index >= 0)
         assert (gt_index >= -1).all() and not result.ignore_mask.numpy().any()
+
+
+# ------------------------------------------------------------------------------------------------
+# Stated rules by hand (4 x 4 grid of stride 10 as above: points 5, 15, 25, 35; prior 4 * row + col)
+
+
+def test_tal_conflict_claimants_or_all_real_slots():
+    _, points, counts = grid_anchors(40, [10])
+    # Prior 5's point (15, 15) is the only point inside GT 0 [14, 10, 16, 20] and GT 1
+    # [13, 10, 17, 20]; GT 2 [10, 10, 20, 15] holds no point (15 is not strictly inside (10, 15)).
+    # Prior 5's predicted box P = [10, 10, 20, 20] (area 100) overlaps
+    #   GT 0: 2 x 10 = 20 -> IoU 20 / (20 + 100 - 20) = 0.2
+    #   GT 1: 4 x 10 = 40 -> IoU 40 / (40 + 100 - 40) = 0.4
+    #   GT 2: 10 x 5 = 50 -> IoU 50 / (50 + 100 - 50) = 0.5 (but GT 2 never claims prior 5).
+    scores = np.zeros([1, 16, 80], 'float32')
+    scores[0, 5, :] = 0.5
+    boxes = np.zeros([1, 16, 4], 'float32')
+    boxes[0, 5] = [10, 10, 20, 20]
+    preds = (paddle.to_tensor(scores), paddle.to_tensor(boxes), points, counts)
+    gts = tensors([[14, 10, 16, 20], [13, 10, 17, 20], [10, 10, 20, 15]], labels=[1, 2, 3])
+    ppdet = TaskAlignedAssigner()(*preds, *gts, BG)
+    claimants = TaskAlignedAssigner(conflict='claimants')(*preds, *gts, BG)
+    assert positives(ppdet) == {5: 3}      # every real slot competes: GT 2's 0.5 wins
+    assert positives(claimants) == {5: 2}  # the claimants only: GT 1's 0.4 beats 0.2
+    # Target: t / (max t of the GT's positives + eps) * max IoU = 1 * IoU for a lone positive.
+    assert ppdet[2].numpy()[0, 5, 3] == pytest.approx(0.5)
+    assert claimants[2].numpy()[0, 5, 2] == pytest.approx(0.4)
+    for result in (ppdet, claimants):
+        assert_same(result, dense_tal(*preds, *gts, BG, conflict=('ppdet' if result is ppdet
+                                                                   else 'claimants')))
+
+
+@pytest.mark.parametrize('gt, topk, expected', [
+    # GT [0, 0, 20, 20] holds points of priors 0, 1, 4, 5; only prior 5 has t > 0 (m = 1). The
+    # other topk - 1 places go to the lowest-index priors valued 0 (t * inside = 0): priors 0, 1
+    # for topk 3 (both candidates, so positive; prior 4 is not), prior 0 for topk 2.
+    ([0, 0, 20, 20], 3, {0, 1, 5}),
+    ([0, 0, 20, 20], 2, {0, 5}),
+    # GT [10, 0, 30, 20] holds priors 1, 2, 5, 6: the two zero places go to priors 0 (not a
+    # candidate: it takes a place but is not kept) and 1.
+    ([10, 0, 30, 20], 3, {1, 5}),
+])
+def test_tal_zero_metric_candidates_by_lowest_index(gt, topk, expected):
+    _, points, counts = grid_anchors(40, [10])
+    scores = np.zeros([1, 16, 80], 'float32')
+    scores[0, 5, 0] = 0.5  # every other prior scores 0 for class 0: t = 0
+    boxes = np.tile(np.array([[[10, 10, 20, 20]]], 'float32'), [1, 16, 1])
+    preds = (paddle.to_tensor(scores), paddle.to_tensor(boxes), points, counts)
+    result = TaskAlignedAssigner(topk=topk)(*preds, *tensors([gt]), BG)
+    assert set(positives(result)) == expected
+    assert result[2].numpy()[0, :, 0].nonzero()[0].tolist() == [5]  # t = 0: target score 0
+
+
+def test_atss_level_smaller_than_topk_gives_all_its_priors():
+    # Levels 4 x 4 (stride 10) and 1 x 1 (stride 40), topk 3: the second level's single prior is
+    # a candidate. GT [10, 10, 30, 30]: centre (20, 20), equidistant (sqrt 50) from priors 5, 6,
+    # 9, 10 of level 0, of which the lowest-index three are candidates (5, 6, 9), each IoU
+    # 225 / 575 = 0.3913 with anchors of side 20; the stride-40 prior (20, 20) [-20, -20, 60, 60]
+    # (side 80) has IoU 400 / 6400 = 0.0625. mean + std of the four: 0.3522 + 0.1636 = 0.5158:
+    # no positive. Per level alone, the lowest-index rule is what the definition decides.
+    feats = [paddle.zeros([1, 1, 4, 4]), paddle.zeros([1, 1, 1, 1])]
+    anchors, points, counts, _ = generate_anchors_for_grid_cell(feats, [10, 40], 2.0)
+    assert counts == [16, 1]
+    ious = [225 / 575] * 3 + [400 / 6400]
+    threshold = statistics.mean(ious) + statistics.stdev(ious)
+    assert max(ious) < threshold
+    gts = tensors([[10, 10, 30, 30]])
+    result = ATSSAssigner(topk=3)(anchors, counts, *gts, BG)
+    assert positives(result) == {}
+    assert_same(result, dense_atss(anchors, counts, *gts, BG, BG, topk=3))
+    # A GT whose nearest three have unequal IoUs: [8, 8, 22, 22] (centre (15, 15) on prior 5).
+    gts = tensors([[8, 8, 22, 22]])
+    assert_same(ATSSAssigner(topk=3)(anchors, counts, *gts, BG),
+                dense_atss(anchors, counts, *gts, BG, BG, topk=3))
+
+
+def test_window_holds_the_topk_nearest_anywhere():
+    # window_offsets' claim, by brute force on a 12 x 9 grid: for points on, near and far off the
+    # grid (and on its symmetry lines), the topk nearest cells by squared distance, lowest index
+    # on ties, all lie within the offsets around the per-axis nearest cell.
+    from ppdet_lite.modeling.assigners.atss_assigner import window_offsets
+    rng = np.random.default_rng(5)
+    rows, cols = 12, 9
+    ys, xs = np.meshgrid(np.arange(rows) * 8.0 + 4, np.arange(cols) * 8.0 + 4, indexing='ij')
+    cells = np.stack([xs.ravel(), ys.ravel()], 1).astype('float32')
+    points = np.concatenate([rng.uniform(-300, 400, (300, 2)),
+                             np.round(rng.uniform(-20, 110, (300, 2)) / 4) * 4]).astype('float32')
+    for topk in (1, 3, 9, 13):
+        offsets = set(window_offsets(topk))
+        for p in points:
+            d = cells - p
+            nearest = np_top(d[:, 0] * d[:, 0] + d[:, 1] * d[:, 1], topk, largest=False)
+            c0 = np.abs(xs[0] - p[0]).argmin()
+            r0 = np.abs(ys[:, 0] - p[1]).argmin()
+            assert {(i // cols - r0, i % cols - c0) for i in nearest} <= offsets
+
+
+def test_zero_priors_and_empty_levels():
+    from ppdet_lite.modeling.assigners import GTs, Preds, Priors
+    gts = GTs(*tensors([[0, 0, 20, 20]]))
+    # An empty middle level (0 x 0) between two grids.
+    feats = [paddle.zeros([1, 1, 4, 4]), paddle.zeros([1, 1, 2, 2])]
+    anchors, points, counts, _ = generate_anchors_for_grid_cell(feats, [10, 20], 2.0)
+    priors = Priors(points, anchors, None, [16, 0, 4], [(4, 4), (0, 0), (2, 2)])
+    expected = Priors(points, anchors, None, [16, 4], [(4, 4), (2, 2)])
+    scores = paddle.full([1, 20, 80], 0.5)
+    boxes = paddle.to_tensor(np.tile(np.array([[[0, 0, 20, 20]]], 'float32'), [1, 20, 1]))
+    for assigner in (ATSSAssigner(topk=3), TaskAlignedAssigner(topk=3),
+                     ATSSAssigner(topk=3, impl='dense'), TaskAlignedAssigner(topk=3, impl='dense')):
+        with_empty = assigner.assign(priors, gts, Preds(scores, boxes))
+        without = assigner.assign(expected, gts, Preds(scores, boxes))
+        for a, b in zip(with_empty, without):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+        if isinstance(assigner, TaskAlignedAssigner):
+            assert with_empty.positive_mask.numpy().any()
+    # No priors at all.
+    none = Priors(paddle.zeros([0, 2]), paddle.zeros([0, 4]), None, [0], [(0, 0)])
+    for assigner in (ATSSAssigner(), TaskAlignedAssigner(), ATSSAssigner(impl='dense'),
+                     TaskAlignedAssigner(impl='dense')):
+        result = assigner.assign(none, gts, Preds(paddle.zeros([1, 0, 80]), paddle.zeros([1, 0, 4])))
+        assert result.gt_index.shape == [1, 0] and result.assigned_scores.shape == [1, 0, 80]
+
+
+@pytest.mark.parametrize('cls, kwargs, message', [
+    (ATSSAssigner, dict(conflict='max'), r"conflict must be one of"),
+    (ATSSAssigner, dict(impl='gpu'), r"impl must be one of"),
+    (TaskAlignedAssigner, dict(conflict=None), r"conflict must be one of"),
+    (TaskAlignedAssigner, dict(impl='sparse'), r"impl must be one of"),
+    (TaskAlignedAssigner, dict(num_classes=0), r"num_classes must be an integer >= 1"),
+])
+def test_constructor_choices(cls, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        cls(**kwargs)
+
+
+def test_assign_needs_preds_for_tal_and_matching_classes():
+    from ppdet_lite.modeling.assigners import GTs, Preds, grid_priors
+    priors = grid_priors([(4, 4)], [10])
+    gts = GTs(*tensors([[0, 0, 20, 20]]))
+    assert TaskAlignedAssigner.needs_preds and not ATSSAssigner.needs_preds
+    with pytest.raises(ValueError, match='needs preds'):
+        TaskAlignedAssigner().assign(priors, gts)
+    with pytest.raises(ValueError, match=r'preds\.scores must be \[\*, \*, 80\]'):
+        TaskAlignedAssigner().assign(priors, gts, Preds(paddle.zeros([1, 16, 3]),
+                                                        paddle.zeros([1, 16, 4])))
+    assert not ATSSAssigner(topk=3).assign(priors, gts).ignore_mask.numpy().any()

@@ -1,11 +1,11 @@
-"""ATSSAssigner and TaskAlignedAssigner on non-square inputs, compared for exact equality with the
-dense definitions of tests/test_assigners.py (every GT against every anchor, ``paddle.topk`` over
-whole rows).
+"""ATSSAssigner and TaskAlignedAssigner on non-square inputs, compared with the numpy definitions of
+tests/test_assigners.py (every GT against every prior, equal values lowest prior index first), and
+each implementation (fast, dense) with the other exactly.
 
 Non-square grids exercise what square ones cannot: different column and row counts per level (the
 fast paths index cells as ``row * width + col``), levels with a single row or column (the window
-around a GT centre clipped to one line, or too small for ``topk`` and measured whole), and both
-level orders (finest first as in test_assigners.py, coarsest first as PPYOLOEHead feeds them).
+around a GT centre clipped to one line, or a level smaller than ``topk``), and both level orders
+(finest first as in test_assigners.py, coarsest first as PPYOLOEHead feeds them).
 """
 
 import math
@@ -67,8 +67,8 @@ def random_batch(rng, height, width, strides=(8, 16, 32), batch_size=3, num_gts=
 
 
 # (height, width, strides, ATSS topk). 32 x 256 at strides 8 / 16 / 32: grids 4 x 32, 2 x 16 and
-# 1 x 8; with topk 3 the stride-32 level's window is one row of 5 cells, with topk 8 it is too small
-# and the level is measured whole. 256 x 32 is the same with single columns.
+# 1 x 8; the stride-32 level's window is clipped to its single row. 256 x 32 is the same with
+# single columns.
 SHAPES = [
     (96, 224, (8, 16, 32), 9),
     (224, 96, (8, 16, 32), 9),

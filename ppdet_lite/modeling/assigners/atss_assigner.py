@@ -40,8 +40,8 @@ from .conflicts import resolve_conflicts, resolve_conflicts_pairs
 from .gt_check import check_gt_inputs, gt_probe
 from .ordering import arg_best, topk_lowest_index
 from .ppdet_outputs import ppdet_outputs
-from .utils import (PRED_IOU_EPS, all_slots_for_contested, points_in_boxes, squared_distance,
-                    to_host)
+from .utils import (PRED_IOU_EPS, best_of_all_slots, contested_priors, points_in_boxes,
+                    squared_distance, to_host)
 
 __all__ = ['ATSSAssigner']
 
@@ -250,20 +250,17 @@ class ATSSAssigner(BaseAssigner):
         prior_flat = paddle.where(claims, row // num_gts * num_priors + candidates,
                                   paddle.full_like(candidates, num_flat)).flatten()
         slot = (row % num_gts).expand(candidates.shape).flatten()
-        score = ious.flatten()
+        gt_index = resolve_conflicts_pairs(prior_flat, slot, ious.flatten(), num_gts,
+                                           num_flat + 1, 'max')[:num_flat]
         if self.conflict == 'ppdet':
             probe = gt_probe(gts.labels, gts.bboxes, gts.mask, self.num_classes, bg_index)
-            extra, _ = all_slots_for_contested(prior_flat, num_flat, real, probe,
-                                               type(self).__name__, self.num_classes, bg_index)
-            if extra is not None:
-                extra_prior, extra_slot = extra
-                image = (extra_prior // num_priors).clip(max=batch_size - 1)
-                box = paddle.gather(anchor_bboxes, extra_prior % num_priors)
-                gt = paddle.gather(gt_boxes, image * num_gts + extra_slot)
-                prior_flat = paddle.concat([prior_flat, extra_prior])
-                slot = paddle.concat([slot, extra_slot])
-                score = paddle.concat([score, bbox_iou(gt, box, ANCHOR_IOU_EPS)])
-        gt_index = resolve_conflicts_pairs(prior_flat, slot, score, num_gts, num_flat + 1, 'max')
+            contested = contested_priors(prior_flat, num_flat, probe, type(self).__name__,
+                                         num_gts, self.num_classes, bg_index)
+            if contested is not None:
+                winner = best_of_all_slots(paddle.gather(anchor_bboxes, contested % num_priors),
+                                           contested // num_priors, gts.bboxes, real,
+                                           ANCHOR_IOU_EPS)
+                gt_index = paddle.scatter(gt_index, contested, winner)
         return gt_index[:num_flat].reshape([batch_size, num_priors])
 
 

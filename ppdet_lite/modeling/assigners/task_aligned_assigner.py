@@ -34,8 +34,8 @@ from .conflicts import resolve_conflicts, resolve_conflicts_pairs
 from .gt_check import check_gt_inputs, gt_probe, raise_for_probe
 from .ordering import monotone_bits, topk_lowest_index
 from .ppdet_outputs import ppdet_outputs
-from .utils import (INSIDE_EPS, PRED_IOU_EPS, all_slots_for_contested, points_in_boxes, power,
-                    ragged_ranges, squared_distance, to_host)
+from .utils import (INSIDE_EPS, PRED_IOU_EPS, best_of_all_slots, contested_priors,
+                    points_in_boxes, power, ragged_ranges, squared_distance, to_host)
 
 __all__ = ['TaskAlignedAssigner']
 
@@ -285,18 +285,16 @@ class TaskAlignedAssigner(BaseAssigner):
         num_flat = batch_size * num_priors
         prior_flat = paddle.where(claims, flat, paddle.full_like(flat, num_flat))
         slot = row % num_gts
+        gt_index = resolve_conflicts_pairs(prior_flat, slot, iou, num_gts, num_flat + 1,
+                                           'max')[:num_flat]
         if self.conflict == 'ppdet':
-            extra, _ = all_slots_for_contested(prior_flat, num_flat, real, probe, owner,
-                                               num_classes, bg_index)
-            if extra is not None:
-                extra_prior, extra_slot = extra
-                image = (extra_prior // num_priors).clip(max=batch_size - 1)
-                gt = paddle.gather(gt_boxes, image * num_gts + extra_slot)
-                pred = paddle.gather(pred_bboxes.reshape([-1, 4]), extra_prior.clip(max=num_flat - 1))
-                prior_flat = paddle.concat([prior_flat, extra_prior])
-                slot = paddle.concat([slot, extra_slot])
-                iou = paddle.concat([iou, bbox_iou(gt, pred, PRED_IOU_EPS)])
-        gt_index = resolve_conflicts_pairs(prior_flat, slot, iou, num_gts, num_flat + 1, 'max')
+            contested = contested_priors(prior_flat, num_flat, probe, owner, num_gts, num_classes,
+                                         bg_index)
+            if contested is not None:
+                winner = best_of_all_slots(paddle.gather(pred_bboxes.reshape([-1, 4]), contested),
+                                           contested // num_priors, gts.bboxes, real,
+                                           PRED_IOU_EPS)
+                gt_index = paddle.scatter(gt_index, contested, winner)
         return gt_index[:num_flat].reshape([batch_size, num_priors])
 
     def _level_span(self, anchor_points, start, rows, cols, gt_boxes, level):

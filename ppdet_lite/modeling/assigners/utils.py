@@ -1,6 +1,6 @@
 """Pieces shared by ATSSAssigner and TaskAlignedAssigner: PaddleDetection's centre-inside rule, the
 squared centre distance, a value-wise power, ragged index ranges, the host copy that carries the GT
-check, and the candidates of PaddleDetection's all-slot conflict rule.
+check, and PaddleDetection's all-slot conflict rule.
 
 Every value an assigner compares is computed by correctly rounded float32 operations (add,
 subtract, multiply, divide) or by ``power``, so a value depends on its operands only, never on
@@ -10,10 +10,12 @@ where it sits in a tensor: the fast and dense implementations then rank the same
 import numpy as np
 import paddle
 
+from ..bbox_utils import bbox_iou
+from .conflicts import resolve_conflicts
 from .gt_check import raise_for_probe
 
 __all__ = ['INSIDE_EPS', 'PRED_IOU_EPS', 'SIMD_BLOCK', 'points_in_boxes', 'squared_distance',
-           'power', 'to_host', 'ragged_ranges', 'all_slots_for_contested']
+           'power', 'to_host', 'ragged_ranges', 'contested_priors', 'best_of_all_slots']
 
 # PaddleDetection's check_points_inside_bboxes default: a point must be farther than this from
 # every side of the box.
@@ -99,42 +101,49 @@ def ragged_ranges(counts, total):
     return owner, local
 
 
-def all_slots_for_contested(prior_flat, num_flat, real, probe, owner, num_classes, bg_index,
-                            known=()):
-    """PaddleDetection's conflict rule as claims: every real GT slot of its image claims a prior
-    that at least two slots claim. One host synchronisation, which also reads the GT check.
+def contested_priors(prior_flat, num_flat, probe, owner, num_gts, num_classes, bg_index):
+    """The priors claimed by two or more GT slots, for PaddleDetection's conflict rule; one host
+    synchronisation, which also reads the GT check.
 
     Args:
         prior_flat (Tensor): ``[P]`` int64 claimed prior ``b * L + l``; ``num_flat`` (= B * L)
             marks a pair that is no claim.
         num_flat (int): B * L.
-        real (Tensor): ``[B, n]`` bool, real GT slots.
         probe (Tensor): ``gt_check.gt_probe`` of the batch (raised here if it reports a fault).
-        owner (str), num_classes (int), bg_index (int): for the GT check's message.
-        known (tuple[int]): further host values to fetch in the same transfer.
+        owner (str), num_gts (int), num_classes (int), bg_index (int): for the check's message.
     Returns:
-        (pairs, known): pairs is None without contested priors, else ``(prior_flat [Q],
-        slot [Q])`` int64; known the host values of ``known`` (ints).
+        Tensor|None: ``[Q]`` int64 contested flat priors in ascending order, None if there are
+        none.
     """
-    batch_size, num_gts = real.shape
     claims = paddle.put_along_axis(paddle.zeros([num_flat + 1], dtype='int64'), prior_flat,
                                    paddle.ones(prior_flat.shape, dtype='int64'), axis=0,
                                    reduce='add')[:num_flat]
     contested = claims > 1
-    count = contested.astype('int64').sum().reshape([1])
-    host = to_host(probe, count, *known)
-    raise_for_probe(owner, host[0], num_gts, num_classes, bg_index)
-    num_contested = int(host[1][0])
-    values = [int(np.asarray(v).reshape(-1)[0]) for v in host[2:]]
-    if num_contested == 0:
-        return None, values
+    probe, count = to_host(probe, contested.astype('int64').sum().reshape([1]))
+    raise_for_probe(owner, probe, num_gts, num_classes, bg_index)
+    if int(count[0]) == 0:
+        return None
     # The contested priors, lowest first: the top of a key that is positive only for them.
     key = paddle.where(contested, num_flat - paddle.arange(num_flat, dtype='int64'),
                        paddle.zeros([num_flat], dtype='int64'))
-    priors = paddle.topk(key, num_contested)[1]
-    image = priors // (num_flat // batch_size)
-    is_real = paddle.gather(real.astype('int64'), image)  # [Q', n]
-    slot = paddle.arange(num_gts, dtype='int64').unsqueeze(0).expand(is_real.shape)
-    prior = priors.unsqueeze(1).expand(is_real.shape)
-    prior = paddle.where(is_real > 0, prior, paddle.full_like(prior, num_flat))
-    return (prior.flatten(), slot.flatten()), values
+    return paddle.topk(key, int(count[0]))[1]
+
+
+def best_of_all_slots(boxes, image, gt_bboxes, real, iou_eps):
+    """PaddleDetection's conflict rule for contested priors: every real GT slot of the image
+    competes by the IoU of its box with the prior's ``boxes`` (the conflicts step's ``'max'``
+    rule, lowest slot on equal IoUs).
+
+    Args:
+        boxes (Tensor): ``[Q, 4]`` the box standing for each contested prior (anchor or
+            predicted box), pixels.
+        image (Tensor): ``[Q]`` int64 image of each prior.
+        gt_bboxes (Tensor): ``[B, n, 4]``; real (Tensor): ``[B, n]`` bool.
+        iou_eps (float): the IoU's epsilon (as for the claims).
+    Returns:
+        Tensor: ``[Q]`` int64 winning slot.
+    """
+    ious = bbox_iou(paddle.gather(gt_bboxes, image), boxes.unsqueeze(1), iou_eps)  # [Q, n]
+    # Each prior as an image of one prior: claims [Q, n, 1].
+    claims = paddle.gather(real, image).unsqueeze(-1)
+    return resolve_conflicts(claims, ious.unsqueeze(-1), 'max')[:, 0]
