@@ -32,7 +32,8 @@ Repairs of paddle2onnx 2.1.0 output on Paddle 3.x programs:
   ``fetch_name_0``...; dynamic axes get readable names (``batch``, ``height``, ``width``).
 
 paddle2onnx 2.x needs Paddle 3; with Paddle 2.6 (``model.pdmodel`` exports) install paddle2onnx 1.2.x
-(``pip install "paddle2onnx>=1.2.3,<1.3"``), which converts the same way.
+(``pip install "paddle2onnx>=1.2.3,<1.3"``; checked with Paddle 2.6.2 and paddle2onnx 1.2.11: the same
+graphs, ONNX Runtime equal to Paddle Inference).
 """
 
 import inspect
@@ -62,13 +63,13 @@ INPUT_DOCS = {
 # Deliberately excluded: NonZero, NonMaxSuppression, Loop, If, Scan, ScatterND and custom domains
 # (PaddleDetection's own ONNX fails trtexec on NonZero from its NMS).
 TENSORRT_OPS = frozenset([
-    'Add', 'AveragePool', 'BatchNormalization', 'Cast', 'Clip', 'Concat', 'Constant', 'Conv',
-    'ConvTranspose', 'Div', 'Equal', 'Exp', 'Expand', 'Flatten', 'Gather', 'Gemm',
-    'GlobalAveragePool', 'GlobalMaxPool', 'Greater', 'HardSigmoid', 'HardSwish', 'Identity',
-    'LeakyRelu', 'Less', 'Log', 'MatMul', 'Max', 'MaxPool', 'Min', 'Mul', 'Neg', 'Pad', 'Pow',
-    'Range', 'Reciprocal', 'ReduceMax', 'ReduceMean', 'ReduceMin', 'ReduceSum', 'Relu', 'Reshape',
-    'Resize', 'Shape', 'Sigmoid', 'Slice', 'Softmax', 'Softplus', 'Split', 'Sqrt', 'Squeeze', 'Sub',
-    'Tanh', 'Tile', 'TopK', 'Transpose', 'Unsqueeze', 'Where'])
+    'Add', 'AveragePool', 'BatchNormalization', 'Cast', 'Clip', 'Concat', 'Constant',
+    'ConstantOfShape', 'Conv', 'ConvTranspose', 'Div', 'Equal', 'Exp', 'Expand', 'Flatten',
+    'Gather', 'Gemm', 'GlobalAveragePool', 'GlobalMaxPool', 'Greater', 'HardSigmoid', 'HardSwish',
+    'Identity', 'LeakyRelu', 'Less', 'Log', 'MatMul', 'Max', 'MaxPool', 'Min', 'Mul', 'Neg', 'Pad',
+    'Pow', 'Range', 'Reciprocal', 'ReduceMax', 'ReduceMean', 'ReduceMin', 'ReduceSum', 'Relu',
+    'Reshape', 'Resize', 'Shape', 'Sigmoid', 'Slice', 'Softmax', 'Softplus', 'Split', 'Sqrt',
+    'Squeeze', 'Sub', 'Tanh', 'Tile', 'TopK', 'Transpose', 'Unsqueeze', 'Where'])
 
 def _check_nms(nms):
     """``nms``: the ``NMS`` dict of infer_cfg.yml (MultiClassNMS's arguments)."""
