@@ -25,7 +25,7 @@ def close(actual, expected, rtol=1e-6, atol=1e-7):
 def test_every_public_function_is_covered():
     tested = {'bbox_center', 'bbox_area', 'bbox_iou', 'iou_similarity', 'batch_iou_similarity',
               'bbox_giou', 'distance2bbox', 'batch_distance2bbox', 'bbox2distance', 'grid_points',
-              'generate_anchors_for_grid_cell', 'batch_max_iou'}
+              'generate_anchors_for_grid_cell', 'batch_max_iou', 'batch_iou_planes'}
     assert set(bbox_utils.__all__) == tested
 
 
@@ -276,3 +276,23 @@ def test_batch_max_iou_is_each_box_best_iou_in_its_image():
     # the same operations as the pairwise IoU followed by a max: the same float32 values
     np.testing.assert_array_equal(bbox_utils.batch_max_iou(t(a), t(b)).numpy(),
                                   batch_iou_similarity(t(a), t(b)).max(axis=1).numpy())
+
+
+def test_batch_iou_planes_is_the_pairwise_iou_of_each_image():
+    gts = t([[[0, 0, 10, 10], [0, 0, 4, 4]]])                       # one image, M = 2
+    boxes = t([[[0, 0, 10, 10], [5, 5, 15, 15], [1, 1, 3, 3]]])
+    # first GT: itself 1; overlap 5 * 5 -> 25 / (100 + 100 - 25); the 2 x 2 box inside: 4 / 100
+    # second GT: 16 / 100; [5, 5, 15, 15] does not touch [0, 0, 4, 4]: 0; 4 / 16
+    close(bbox_utils.batch_iou_planes(gts, boxes), [[[1, 25 / 175, 0.04], [0.16, 0, 0.25]]])
+    # a batch of 1 broadcasts; empty sides give zeros of the right shape
+    assert bbox_utils.batch_iou_planes(gts, paddle.concat([boxes, boxes])).shape == [2, 2, 3]
+    assert bbox_utils.batch_iou_planes(paddle.zeros([2, 0, 4]), boxes).shape == [2, 0, 3]
+    rng = np.random.RandomState(1)
+    a = rng.randint(0, 50, (3, 6, 4)).astype('float32')
+    b = rng.randint(0, 50, (1, 40, 4)).astype('float32')
+    a[..., 2:] += a[..., :2]
+    b[..., 2:] += b[..., :2]
+    # the same operations as batch_iou_similarity: the same float32 values, bit for bit
+    np.testing.assert_array_equal(
+        bbox_utils.batch_iou_planes(t(a), t(b)).numpy(),
+        bbox_utils.batch_iou_similarity(t(a), t(np.repeat(b, 3, axis=0))).numpy())
