@@ -12,7 +12,7 @@ import paddle
 
 from ppdet_lite.core.workspace import create
 from ppdet_lite.modeling.assigners import (AssignResult, ATSSAssigner, BaseAssigner,
-                                           TaskAlignedAssigner)
+                                           TaskAlignedAssigner, grid_priors)
 from ppdet_lite.modeling.bbox_utils import bbox_giou
 from ppdet_lite.modeling.heads import PPYOLOEHead
 from ppdet_lite.modeling.layers.multiclass_nms import MultiClassNMS
@@ -310,6 +310,11 @@ def test_training_loss_terms_hand_computed():
     np.testing.assert_array_equal(priors.boxes.numpy()[anchor], [0, -32, 80, 48])  # +- 2.5 * 16
     np.testing.assert_array_equal(priors.strides.numpy()[[11, 12, 59, 60]], [32, 16, 16, 8])
     np.testing.assert_array_equal(gts.bboxes.numpy(), [[box]])
+    # the same priors as assigners.grid_priors gives tools (e.g. vis_assign) for this input
+    reference = grid_priors([(3, 4), (6, 8), (12, 16)], STRIDES)
+    for name in ('points', 'boxes', 'strides'):
+        np.testing.assert_array_equal(getattr(priors, name).numpy(),
+                                      getattr(reference, name).numpy(), err_msg=name)
     # static_target 'pred_iou' (the default): the static phase gets the predictions too
     assert preds.scores.shape == [1, L, C] and preds.bboxes.shape == [1, L, 4]
     assert preds.scores.stop_gradient and preds.bboxes.stop_gradient
