@@ -91,3 +91,54 @@ def test_unreadable_image_names_the_file(tmp_path):
 def test_unknown_op_is_named():
     with pytest.raises(ValueError, match=r"Preprocess\[1\]: unknown op type 'Mosaic'"):
         deploy_pre.Preprocessor([{'type': 'Permute'}, {'type': 'Mosaic'}])
+
+
+# ---------------------------------------------------------------------------------------------
+# post-processing of exports without NMS
+
+import postprocess as deploy_post  # noqa: E402
+
+
+def test_nms_by_hand():
+    """Class 0: A (0.9) suppresses B (0.8): IoU 9*9 / (100 + 100 - 81) = 81/119 = 0.68 > 0.5;
+    C (0.7) is disjoint and stays. Class 1: D (0.6) and C (0.5) pass the 0.05 threshold, the
+    others do not. Four survivors, keep_top_k 3 drops the lowest (class 1's C); rows come grouped
+    by class, by score within one."""
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 5, 5]], 'float32')
+    scores = np.array([[.9, .8, .7, .0], [.01, .02, .5, .6]], 'float32')
+    out = deploy_post.multiclass_nms(boxes, scores, 0.05, -1, 3, nms_threshold=0.5)
+    expected = np.array([[0, .9, 0, 0, 10, 10], [0, .7, 20, 20, 30, 30], [1, .6, 0, 0, 5, 5]],
+                        'float32')
+    np.testing.assert_array_equal(out, expected)
+    # at IoU threshold 0.7 B survives (0.68 <= 0.7)
+    out = deploy_post.multiclass_nms(boxes, scores, 0.05, -1, -1, nms_threshold=0.7)
+    assert out[:, 1].tolist() == pytest.approx([.9, .8, .7, .6, .5])
+
+
+@pytest.mark.parametrize('options', [
+    {'score_threshold': 0.05, 'nms_top_k': -1, 'keep_top_k': -1, 'nms_threshold': 0.5},
+    {'score_threshold': 0.3, 'nms_top_k': 20, 'keep_top_k': 15, 'nms_threshold': 0.7},
+    {'score_threshold': 0.01, 'nms_top_k': 1000, 'keep_top_k': 100, 'nms_threshold': 0.6,
+     'normalized': False, 'nms_eta': 0.9},
+])
+def test_numpy_nms_equals_paddle_multiclass_nms(options):
+    """Random clustered boxes, 3 classes, batch 2, with tied scores: the same rows in the same
+    order as Paddle's multiclass_nms3 (what the NMS export runs)."""
+    import paddle
+    from ppdet_lite.modeling.layers.multiclass_nms import multiclass_nms
+    rng = np.random.RandomState(3)
+    centres = rng.uniform(20, 180, (2, 8, 1, 2))
+    xy = (centres + rng.randn(2, 8, 12, 2) * 6).reshape(2, 96, 2)
+    wh = rng.uniform(10, 40, (2, 96, 2))
+    boxes = np.concatenate([xy - wh / 2, xy + wh / 2], axis=-1).astype('float32')
+    scores = rng.uniform(0, 1, (2, 3, 96)).astype('float32')
+    scores[:, :, 10:20] = scores[:, :, 30:40]  # exact ties across anchors
+    expected, _, num = multiclass_nms(paddle.to_tensor(boxes), paddle.to_tensor(scores),
+                                      background_label=-1, **{'normalized': True, 'nms_eta': 1.,
+                                                              **options})
+    expected, num = expected.numpy(), num.numpy()
+    ends = np.cumsum(num)
+    for b in range(2):
+        got = deploy_post.multiclass_nms(boxes[b], scores[b], **options)
+        np.testing.assert_array_equal(got, expected[ends[b] - num[b]:ends[b]])
+    assert set(expected[:, 0].astype(int)) == {0, 1, 2}

@@ -1,0 +1,298 @@
+"""Run an exported detector with Paddle Inference (PaddleDetection's ``deploy/python/infer.py``).
+
+    python deploy/python/infer.py --model_dir output_inference/ppyoloe_crn_s_shapes \\
+        --image_file demo.jpg | --image_dir images/ [--device CPU|GPU]
+        [--run_mode paddle|trt_fp32|trt_fp16] [--threshold 0.5] [--output_dir output]
+        [--batch_size 1] [--run_benchmark]
+
+The export directory holds ``model.json`` (exported with Paddle 3.x) or ``model.pdmodel`` (Paddle
+2.6), ``model.pdiparams`` and ``infer_cfg.yml``; preprocessing (``preprocess.py``) and
+post-processing (``postprocess.py``, which also runs NMS for exports without it) follow
+infer_cfg.yml. Images with detections drawn go to ``--output_dir``; ``--run_benchmark`` prints
+preprocess / inference / postprocess milliseconds per image. ``trt_*`` run modes need a GPU build
+of Paddle compiled with TensorRT. Only numpy, OpenCV, PyYAML and Paddle are imported.
+"""
+
+import argparse
+import glob
+import os
+import sys
+import time
+
+import cv2
+import numpy as np
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from postprocess import detections  # noqa: E402
+from preprocess import ImageReadError, Preprocessor  # noqa: E402
+from visualize import draw_detections  # noqa: E402
+
+__all__ = ['Detector', 'find_model_file', 'list_images', 'main']
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+RUN_MODES = ('paddle', 'trt_fp32', 'trt_fp16')
+
+
+def find_model_file(model_dir):
+    """``(program, params)`` paths: ``model.json`` (Paddle 3.x export) or ``model.pdmodel``
+    (Paddle 2.6 export), and ``model.pdiparams``.
+
+    Raises:
+        FileNotFoundError: no exported model in ``model_dir``.
+        RuntimeError: only ``model.json`` and this Paddle is older than 3.0, which cannot read it.
+    """
+    import paddle
+    params = os.path.join(model_dir, 'model.pdiparams')
+    json_file, pdmodel = (os.path.join(model_dir, n) for n in ('model.json', 'model.pdmodel'))
+    if not os.path.isfile(params) or not (os.path.isfile(json_file) or os.path.isfile(pdmodel)):
+        raise FileNotFoundError(f'{model_dir}: no exported model (expected model.json or '
+                                f'model.pdmodel, and model.pdiparams; run tools/export_model.py)')
+    paddle3 = int(paddle.__version__.split('.')[0]) >= 3 or paddle.__version__.startswith('0.0')
+    if os.path.isfile(json_file) and paddle3:
+        return json_file, params
+    if os.path.isfile(pdmodel):
+        return pdmodel, params
+    raise RuntimeError(f'{model_dir} holds model.json, a Paddle 3.x export, which Paddle '
+                       f'{paddle.__version__} cannot read: run it with Paddle >= 3.0 or export '
+                       f'again with this Paddle')
+
+
+def _trt_precision(run_mode):
+    from paddle.inference import PrecisionType
+    return PrecisionType.Half if run_mode == 'trt_fp16' else PrecisionType.Float32
+
+
+def _check_trt(device):
+    import paddle
+    from paddle import inference
+    if device != 'GPU':
+        raise ValueError('TensorRT run modes (trt_fp32, trt_fp16) need --device GPU')
+    version = tuple(inference.get_trt_compile_version())
+    if not paddle.is_compiled_with_cuda() or version == (0, 0, 0):
+        raise RuntimeError(f'this Paddle build ({paddle.__version__}, '
+                           f'{"CUDA" if paddle.is_compiled_with_cuda() else "CPU only"}) has no '
+                           f'TensorRT: install a paddlepaddle-gpu build compiled with TensorRT '
+                           f'for --run_mode trt_fp32 / trt_fp16, or use --run_mode paddle')
+
+
+def create_predictor(model_dir, infer_cfg, device='CPU', run_mode='paddle', batch_size=1,
+                     cpu_threads=1, enable_mkldnn=False, trt_min_shape=320, trt_max_shape=1280,
+                     trt_opt_shape=640, ir_optim=True):
+    """A ``paddle.inference`` predictor for the export in ``model_dir``.
+
+    ``ir_optim=False`` turns off Paddle Inference's graph fusions (conv + BN, conv +
+    activation, ...), which change results by float rounding only; without them the program
+    computes exactly what the exported graph says (the tests compare it with the eager model).
+
+    Raises:
+        ValueError: an unknown device or run mode, TensorRT asked for on the CPU.
+        RuntimeError: a TensorRT run mode on a Paddle build without TensorRT; GPU asked for on a
+            CPU build.
+    """
+    import paddle
+    from paddle import inference
+    if device not in ('CPU', 'GPU'):
+        raise ValueError(f"--device must be CPU or GPU, got {device!r}")
+    if run_mode not in RUN_MODES:
+        raise ValueError(f'--run_mode must be one of {", ".join(RUN_MODES)}, got {run_mode!r}')
+    if run_mode != 'paddle':
+        _check_trt(device)
+    if device == 'GPU' and not paddle.is_compiled_with_cuda():
+        raise RuntimeError(f'--device GPU: this Paddle build ({paddle.__version__}) is CPU only')
+    program, params = find_model_file(model_dir)
+    config = inference.Config(program, params)
+    config.switch_ir_optim(ir_optim)
+    if device == 'GPU':
+        config.enable_use_gpu(200, 0)
+        if run_mode != 'paddle':
+            config.enable_tensorrt_engine(
+                workspace_size=1 << 30, max_batch_size=batch_size,
+                min_subgraph_size=int(infer_cfg.get('min_subgraph_size', 3)),
+                precision_mode=_trt_precision(run_mode), use_static=False, use_calib_mode=False)
+            if infer_cfg.get('use_dynamic_shape'):
+                config.set_trt_dynamic_shape_info(
+                    {'image': [batch_size, 3, trt_min_shape, trt_min_shape],
+                     'scale_factor': [batch_size, 2]},
+                    {'image': [batch_size, 3, trt_max_shape, trt_max_shape],
+                     'scale_factor': [batch_size, 2]},
+                    {'image': [batch_size, 3, trt_opt_shape, trt_opt_shape],
+                     'scale_factor': [batch_size, 2]})
+    else:
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(cpu_threads)
+        if enable_mkldnn:
+            config.enable_mkldnn()
+        else:
+            # Paddle 3 CPU inference turns oneDNN on by default; its kernels refuse the float64
+            # `scale` attribute Paddle >= 3.1 writes for the neck's 2x upsampling
+            config.disable_mkldnn()
+    config.disable_glog_info()
+    config.switch_use_feed_fetch_ops(False)
+    return inference.create_predictor(config)
+
+
+class Detector:
+    """An exported model with its preprocessing and post-processing.
+
+    Args:
+        model_dir (str): the export directory (model, params and infer_cfg.yml).
+        device, run_mode, batch_size, cpu_threads, enable_mkldnn, ir_optim: see
+            ``create_predictor``.
+    Attributes:
+        infer_cfg (dict), labels (list[str]), threshold (float: infer_cfg's draw_threshold),
+        times (dict): accumulated seconds of 'preprocess', 'inference', 'postprocess' and the
+        number of 'images'.
+    """
+
+    def __init__(self, model_dir, device='CPU', run_mode='paddle', batch_size=1, cpu_threads=1,
+                 enable_mkldnn=False, ir_optim=True):
+        cfg_path = os.path.join(model_dir, 'infer_cfg.yml')
+        if not os.path.isfile(cfg_path):
+            raise FileNotFoundError(f'{cfg_path} not found: --model_dir must be a directory '
+                                    f'written by tools/export_model.py')
+        with open(cfg_path) as f:
+            self.infer_cfg = yaml.safe_load(f)
+        self.labels = list(self.infer_cfg.get('label_list', []))
+        self.threshold = float(self.infer_cfg.get('draw_threshold', 0.5))
+        self.preprocessor = Preprocessor.from_infer_cfg(self.infer_cfg)
+        self.predictor = create_predictor(model_dir, self.infer_cfg, device, run_mode, batch_size,
+                                          cpu_threads, enable_mkldnn, ir_optim=ir_optim)
+        self.input_names = self.predictor.get_input_names()
+        self.times = {'preprocess': 0., 'inference': 0., 'postprocess': 0., 'images': 0}
+
+    def predict(self, images, repeats=1):
+        """Detections for a batch of images (paths or BGR arrays).
+
+        Returns:
+            list[ndarray]: per image ``[n, 6]`` float32 (class, score, x1, y1, x2, y2) in
+            original-image pixels, every detection the model keeps (no threshold applied).
+        Raises:
+            ImageReadError: an image that cannot be read (names the file).
+        """
+        tic = time.perf_counter()
+        inputs = self.preprocessor.batch(images)
+        for name in self.input_names:
+            handle = self.predictor.get_input_handle(name)
+            handle.reshape(inputs[name].shape)
+            handle.copy_from_cpu(np.ascontiguousarray(inputs[name]))
+        tic2 = time.perf_counter()
+        for _ in range(repeats):
+            self.predictor.run()
+        outputs = [self.predictor.get_output_handle(name).copy_to_cpu()
+                   for name in self.predictor.get_output_names()]
+        tic3 = time.perf_counter()
+        dets = detections(outputs, self.infer_cfg, inputs['scale_factor'])
+        tic4 = time.perf_counter()
+        self.times['preprocess'] += tic2 - tic
+        self.times['inference'] += (tic3 - tic2) / repeats
+        self.times['postprocess'] += tic4 - tic3
+        self.times['images'] += len(images)
+        return dets
+
+
+def list_images(image_file=None, image_dir=None):
+    """The image paths to run on: ``image_file``, or the images in ``image_dir`` (sorted).
+
+    Raises:
+        FileNotFoundError: a missing file or directory; ValueError: no image in the directory.
+    """
+    if image_file:
+        if not os.path.isfile(image_file):
+            raise FileNotFoundError(f'--image_file {image_file} does not exist')
+        return [image_file]
+    if not os.path.isdir(image_dir):
+        raise FileNotFoundError(f'--image_dir {image_dir} is not a directory')
+    images = sorted(p for p in glob.glob(os.path.join(image_dir, '**', '*'), recursive=True)
+                    if p.lower().endswith(IMAGE_EXTENSIONS))
+    if not images:
+        raise ValueError(f'--image_dir {image_dir}: no {"/".join(IMAGE_EXTENSIONS)} image found')
+    return images
+
+
+def _readable(path, single):
+    """``path`` decoded (BGR), or None after a warning when a directory run meets a bad file."""
+    image = cv2.imread(path)
+    if image is not None:
+        return image
+    if single:
+        raise ImageReadError(f'cannot read image {path}: missing or not an image OpenCV can read')
+    print(f'warning: skipping unreadable image {path}', file=sys.stderr)
+    return None
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model_dir', required=True, help='directory of tools/export_model.py')
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--image_file', help='one image')
+    source.add_argument('--image_dir', help='a directory of images (searched recursively)')
+    parser.add_argument('--device', default='CPU', type=str.upper, choices=['CPU', 'GPU'])
+    parser.add_argument('--run_mode', default='paddle', choices=RUN_MODES)
+    parser.add_argument('--threshold', type=float, default=None,
+                        help="score threshold for drawing and printing (default: infer_cfg's "
+                             'draw_threshold)')
+    parser.add_argument('--output_dir', default='output', help='where drawn images go')
+    parser.add_argument('--batch_size', type=int, default=1)
+    parser.add_argument('--cpu_threads', type=int, default=1)
+    parser.add_argument('--enable_mkldnn', action='store_true')
+    parser.add_argument('--run_benchmark', action='store_true',
+                        help='time each stage (inference repeated 10 times after a warm-up); no '
+                             'images are written')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        images = list_images(args.image_file, args.image_dir)
+        detector = Detector(args.model_dir, args.device, args.run_mode, args.batch_size,
+                            args.cpu_threads, args.enable_mkldnn)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        sys.exit(f'error: {e}')
+    threshold = detector.threshold if args.threshold is None else args.threshold
+    repeats = 10 if args.run_benchmark else 1
+    if args.run_benchmark:
+        detector.predict([images[0]] * args.batch_size)  # warm-up, not timed
+        detector.times = dict.fromkeys(detector.times, 0)
+    if not args.run_benchmark:
+        os.makedirs(args.output_dir, exist_ok=True)
+    results = {}
+    single = args.image_file is not None
+    for start in range(0, len(images), args.batch_size):
+        paths, arrays = [], []
+        for path in images[start:start + args.batch_size]:
+            try:
+                image = _readable(path, single)
+            except ImageReadError as e:
+                sys.exit(f'error: {e}')
+            if image is not None:
+                paths.append(path)
+                arrays.append(image)
+        if not arrays:
+            continue
+        for path, image, dets in zip(paths, arrays, detector.predict(arrays, repeats)):
+            results[path] = dets
+            kept = dets[dets[:, 1] >= threshold]
+            print(f'{path}: {len(kept)} detections >= {threshold}')
+            for cls, score, x1, y1, x2, y2 in kept:
+                name = detector.labels[int(cls)] if int(cls) < len(detector.labels) else int(cls)
+                print(f'  {name} {score:.3f} [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]')
+            if not args.run_benchmark:
+                out = os.path.join(args.output_dir, os.path.basename(path))
+                cv2.imwrite(out, draw_detections(image, dets, detector.labels, threshold))
+    if args.run_benchmark and detector.times['images']:
+        n = detector.times['images']
+        print(f'images: {n}, batch size {args.batch_size}, run mode {args.run_mode}, device '
+              f'{args.device}; ms per image: ' + ', '.join(
+                  f'{k} {detector.times[k] * 1000 / n:.2f}'
+                  for k in ('preprocess', 'inference', 'postprocess')))
+    elif not args.run_benchmark:
+        print(f'drawn images written to {args.output_dir}')
+    return results
+
+
+if __name__ == '__main__':
+    main()

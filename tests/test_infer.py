@@ -1,0 +1,115 @@
+"""tools/infer.py: the same detections as the exported model in deploy/python/infer.py on the same
+image, drawn images, COCO results with the dataset's category ids, unreadable images."""
+
+import importlib.util
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+from ppdet_lite.engine.export import export_model
+
+from tiny_detector import (CATEGORIES, DEMO, ROOT, assert_same_detections, cli_overrides,
+                           overrides, tiny_config, write_categories, write_checkpoint,
+                           write_images)
+
+sys.path.insert(0, os.path.join(ROOT, 'deploy', 'python'))
+import infer as deploy_infer  # noqa: E402
+
+SIZE = [192, 192]  # square here; test_export covers a non-square size
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f'tools_{name}',
+                                                  os.path.join(ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp('infer')
+    anno = write_categories(str(root / 'categories.json'))
+    image_dir = root / 'images'
+    image_dir.mkdir()
+    images = write_images(str(image_dir))
+    (image_dir / 'broken.jpg').write_bytes(b'not an image')
+    cfg = tiny_config(anno, SIZE)
+    stem = str(root / 'model_final')
+    write_checkpoint(cfg, stem)
+    argv = ['-c', DEMO, '-o', f'weights={stem}'] + cli_overrides(overrides(anno, SIZE))
+    return {'root': root, 'anno': anno, 'images': images, 'image_dir': str(image_dir),
+            'cfg': cfg, 'weights': stem, 'argv': argv}
+
+
+@pytest.fixture(scope='module')
+def export_dir(setup):
+    return export_model(setup['cfg'], str(setup['root'] / 'export'), weights=setup['weights'])
+
+
+def test_tools_infer_equals_deploy_runner(setup, export_dir):
+    out = str(setup['root'] / 'tool_out')
+    tool = load_tool('infer')
+    predictions = tool.main(setup['argv'] + ['--infer_img', setup['images'][1],
+                                             '--output_dir', out, '--save_results'])
+    detector = deploy_infer.Detector(export_dir, ir_optim=False)
+    (im_file, dets), = predictions
+    assert im_file == setup['images'][1] and len(dets) > 0
+    assert_same_detections(detector.predict([im_file]), [dets])
+
+    assert os.path.isfile(os.path.join(out, 'img1.png'))
+    with open(os.path.join(out, 'bbox.json')) as f:
+        results = json.load(f)
+    # COCO results: one per detection, class index -> the file's category id, [x, y, w, h]
+    catids = [cid for cid, _ in CATEGORIES]
+    assert len(results) == len(dets)
+    for row, (cls, score, x1, y1, x2, y2) in zip(results, dets.tolist()):
+        assert row['file_name'] == 'img1.png' and row['image_id'] == 0
+        assert row['category_id'] == catids[int(cls)]
+        np.testing.assert_allclose(row['bbox'], [x1, y1, x2 - x1, y2 - y1], rtol=1e-6)
+        assert row['score'] == pytest.approx(score)
+
+    # the deploy CLI runs on the same export and writes its drawn image
+    deploy_out = str(setup['root'] / 'deploy_out')
+    results = deploy_infer.main(['--model_dir', export_dir, '--image_file', im_file,
+                                 '--output_dir', deploy_out])
+    assert list(results) == [im_file]
+    assert os.path.isfile(os.path.join(deploy_out, 'img1.png'))
+
+
+def test_directory_run_skips_an_unreadable_image(setup, capsys):
+    out = str(setup['root'] / 'dir_out')
+    predictions = load_tool('infer').main(setup['argv'] + ['--infer_dir', setup['image_dir'],
+                                                           '--output_dir', out])
+    assert [p for p, _ in predictions] == setup['images']  # broken.jpg left out
+    assert sorted(os.listdir(out)) == ['img0.png', 'img1.png']
+
+
+def test_unreadable_image_is_an_error_naming_it(setup, capsys):
+    bad = os.path.join(setup['image_dir'], 'broken.jpg')
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool('infer').main(setup['argv'] + ['--infer_img', bad,
+                                                 '--output_dir', str(setup['root'] / 'bad')])
+    assert exit_info.value.code == 1
+    assert f'cannot decode image {bad}' in capsys.readouterr().err
+
+
+def test_deploy_runner_unreadable_and_trt(setup, export_dir, tmp_path):
+    bad = os.path.join(setup['image_dir'], 'broken.jpg')
+    with pytest.raises(SystemExit, match=f'error: cannot read image {bad}'):
+        deploy_infer.main(['--model_dir', export_dir, '--image_file', bad])
+    # a directory run skips it and goes on
+    results = deploy_infer.main(['--model_dir', export_dir, '--image_dir', setup['image_dir'],
+                                 '--output_dir', str(tmp_path / 'out')])
+    assert list(results) == setup['images']
+    # TensorRT modes: refused on the CPU, and on a build without TensorRT, before any model load
+    with pytest.raises(ValueError, match='need --device GPU'):
+        deploy_infer.create_predictor(str(tmp_path), {}, device='CPU', run_mode='trt_fp16')
+    import paddle
+    from paddle import inference
+    if not paddle.is_compiled_with_cuda() or tuple(inference.get_trt_compile_version()) == (0,) * 3:
+        with pytest.raises(RuntimeError, match='has no TensorRT'):
+            deploy_infer.create_predictor(str(tmp_path), {}, device='GPU', run_mode='trt_fp32')
