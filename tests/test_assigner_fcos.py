@@ -45,8 +45,9 @@ def positives(result, image=0):
     return {int(p): int(gt_index[p]) for p in np.nonzero(gt_index >= 0)[0]}
 
 
-def cell(row, col, cols=8, start=0):
-    return start + row * cols + col
+def cell(row, col):
+    """Prior index of a cell of the one 8 x 8 level below."""
+    return row * 8 + col
 
 
 # one 8 x 8 level of stride 8 (a 64 x 64 image): one scale range, no boundaries
