@@ -16,10 +16,10 @@ Each figure is the median of up to ``--reps`` timed calls (as many as fit in ``-
 seconds, at least one) after a first call; a first call longer than the budget is the figure
 itself (marked ``*``). The host synchronisations are counted during the first call by wrapping
 what copies a device value to the host or makes a shape depend on one: ``Tensor.numpy / item /
-tolist / __bool__ / __int__ / __float__ / __index__ / nonzero``, ``paddle.nonzero /
-masked_select / unique`` and indexing by a bool tensor (nested calls count once). On a CPU these
-cost little; on a GPU each one stalls the stream. The load average is printed before and after:
-on a shared machine the figures are only as good as it.
+tolist / cpu / __array__ / __bool__ / __int__ / __float__ / __index__ / nonzero``,
+``paddle.nonzero / masked_select / unique`` and indexing by a bool tensor (nested calls count
+once). On a CPU these cost little; on a GPU each one stalls the stream. The load average is
+printed before and after: on a shared machine the figures are only as good as it.
 
 Assigners with an ``impl`` argument are measured with each of ``'fast'`` and ``'dense'``;
 ``--check`` compares the two on every case (gt_index, labels, boxes identical; soft scores to
@@ -111,8 +111,8 @@ def make_inputs(priors, num_gts, kind, seed=0):
 class SyncCounter(object):
     """Counts host synchronisations while active (``with SyncCounter() as c: ...; c.count``)."""
 
-    TENSOR_METHODS = ('numpy', 'item', 'tolist', '__bool__', '__int__', '__float__', '__index__',
-                      'nonzero')
+    TENSOR_METHODS = ('numpy', 'item', 'tolist', 'cpu', '__array__', '__bool__', '__int__',
+                      '__float__', '__index__', 'nonzero')
     PADDLE_FUNCTIONS = ('nonzero', 'masked_select', 'unique')
 
     def __init__(self):
