@@ -114,6 +114,24 @@ def test_conflict_goes_to_the_claimant_of_lowest_cost_not_highest_iou():
     np.testing.assert_allclose(result.assigned_scores.numpy()[0, 5], [0, u1], rtol=1e-6)
 
 
+def test_image_scope_lets_a_gt_take_another_gts_prior():
+    # GT0 [0, 0, 16, 8] holds priors 0 and 1 (centres (4, 4), (12, 4)); GT1 [16, 0, 32, 8] holds
+    # priors 2 and 3. Prior 2 predicts GT0's box exactly (IoU 1 with GT0, 0 with GT1); priors 0, 1
+    # predict a box of IoU .25 with GT0; prior 3 predicts GT1 exactly. Equal scores.
+    priors = single_level(4, 4)
+    gt0, gt1 = [0, 0, 16, 8], [16, 0, 32, 8]
+    preds = [[0, 0, 4, 8], [0, 0, 4, 8], gt0, gt1] + [[40, 40, 50, 50]] * 12
+    gts, preds = one_image([gt0, gt1], [0, 0], np.full((16, 1), 0.5), preds)
+    # 'gt': GT0's candidates are priors 0 and 1 (IoU sum .5 -> k = 1; equal costs -> prior 0).
+    own = DynamicSoftLabelAssigner(num_classes=1).assign(priors, gts, preds)
+    np.testing.assert_array_equal(own.gt_index.numpy()[0, :4], [0, -1, -1, 1])
+    # 'image' (NanoDet-Plus): GT0 also costs priors 2 and 3: IoU sum 1 + .25 + .25 = 1.5 -> k = 1,
+    # and prior 2 (IoU 1, the lowest cost) is GT0's; GT1 takes prior 3.
+    image = DynamicSoftLabelAssigner(num_classes=1, candidate_scope='image').assign(
+        priors, gts, preds)
+    np.testing.assert_array_equal(image.gt_index.numpy()[0, :4], [-1, -1, 0, 1])
+
+
 def test_equal_costs_go_to_the_lowest_prior_index():
     # All predictions equal: every candidate of the GT has the same cost; k = 1 (IoU sum < 2).
     priors = single_level(4, 4)
@@ -137,7 +155,8 @@ def np_iou(a, b):
     return inter / (area(a) + area(b) - inter + np.float32(1e-9))
 
 
-def dense_dsl(points, labels, boxes, mask, scores, pred_boxes, topk=13, iou_factor=3.0):
+def dense_dsl(points, labels, boxes, mask, scores, pred_boxes, topk=13, iou_factor=3.0,
+              scope='gt'):
     """gt_index [B, L] and the positives' IoU [B, L], straight from the definition."""
     batch, num_gts = boxes.shape[:2]
     num_priors = points.shape[0]
@@ -147,27 +166,30 @@ def dense_dsl(points, labels, boxes, mask, scores, pred_boxes, topk=13, iou_fact
     for b in range(batch):
         p = scores[b].astype(np.float64)                                      # [L, C]
         iou = np_iou(pred_boxes[b][None], boxes[b][:, None])                   # [n, L]
-        claims = {}
+        real = mask[b, :, 0] > 0
+        x1, y1, x2, y2 = (boxes[b, :, i:i + 1] for i in range(4))
+        inside = (x - x1 > 0) & (y - y1 > 0) & (x2 - x > 0) & (y2 - y > 0) & real[:, None]
+        if scope == 'image':
+            inside = np.broadcast_to(inside.any(0), inside.shape) & real[:, None]
+        log_p = np.maximum(np.log(np.maximum(p, 0)), -100)
+        log_q = np.maximum(np.log(np.maximum(1 - p, 0)), -100)
+        cost = np.zeros((num_gts, num_priors))
         for g in range(num_gts):
-            if mask[b, g, 0] == 0:
-                continue
-            x1, y1, x2, y2 = boxes[b, g]
-            inside = (x - x1 > 0) & (y - y1 > 0) & (x2 - x > 0) & (y2 - y > 0)
-            cand = np.nonzero(inside)[0]
-            if len(cand) == 0:
-                continue
-            u = iou[g, cand].astype(np.float64)
-            t = np.zeros_like(p[cand])
+            u = iou[g].astype(np.float64)
+            t = np.zeros_like(p)
             t[:, labels[b, g, 0]] = u
-            log_p = np.maximum(np.log(np.maximum(p[cand], 0)), -100)
-            log_q = np.maximum(np.log(np.maximum(1 - p[cand], 0)), -100)
-            cls = (-(t * log_p + (1 - t) * log_q) * (t - p[cand]) ** 2).sum(-1)
-            cost = cls + iou_factor * -np.log(u + 1e-7)
-            k = max(1, int(math.floor(np.sort(u)[::-1][:topk].sum())))
-            for j in sorted(range(len(cand)), key=lambda j: (cost[j], cand[j]))[:k]:
-                claims.setdefault(cand[j], []).append((cost[j], g))
-        for prior, pairs in claims.items():
-            g = min(pairs)[1]
+            cls = (-(t * log_p + (1 - t) * log_q) * (t - p) ** 2).sum(-1)
+            cost[g] = cls + iou_factor * -np.log(u + 1e-7)
+        claims = {}
+        for g in np.nonzero(real)[0]:
+            cand = np.nonzero(inside[g])[0]
+            k = max(1, int(math.floor(np.sort(iou[g, cand].astype(np.float64))[::-1][:topk].sum())))
+            for l in sorted(cand, key=lambda l: (cost[g, l], l))[:k]:
+                claims.setdefault(l, []).append(g)
+        for prior, claimants in claims.items():
+            if scope == 'image' and len(claimants) > 1:
+                claimants = np.nonzero(real)[0]
+            g = min(claimants, key=lambda g: (cost[g, prior], g))
             gt_index[b, prior] = g
             pos_iou[b, prior] = iou[g, prior]
     return gt_index, pos_iou
@@ -201,15 +223,18 @@ def as_inputs(labels, boxes, mask, scores, pred):
             Preds(paddle.to_tensor(scores), paddle.to_tensor(pred)))
 
 
-@pytest.mark.parametrize('seed, whole, equal_preds', [(0, False, False), (1, True, False),
-                                                      (2, True, True), (3, False, True)])
-def test_batched_equals_per_image_equals_dense_definition(seed, whole, equal_preds):
+@pytest.mark.parametrize('seed, whole, equal_preds, scope', [
+    (0, False, False, 'gt'), (1, True, False, 'gt'), (2, True, True, 'gt'), (3, False, True, 'gt'),
+    (4, False, False, 'image'), (5, True, True, 'image')])
+def test_batched_equals_per_image_equals_dense_definition(seed, whole, equal_preds, scope):
     rng = np.random.default_rng(seed)
     priors = priors_64(((8, 8), (4, 4), (2, 2)), (8, 16, 32))
     batch = random_batch(rng, priors, 3, 6, 4, whole, equal_preds)
-    assigner = DynamicSoftLabelAssigner(num_classes=4)
+    assigner = DynamicSoftLabelAssigner(num_classes=4, candidate_scope=scope)
     result = assigner.assign(priors, *as_inputs(*batch))
-    gt_index, pos_iou = dense_dsl(priors.points.numpy(), *batch)
+    gt_index, pos_iou = dense_dsl(priors.points.numpy(), *batch, scope=scope)
+    if scope == 'image':   # the case tells the scopes apart
+        assert (dense_dsl(priors.points.numpy(), *batch)[0] != gt_index).any()
     np.testing.assert_array_equal(result.gt_index.numpy(), gt_index)
     assert (gt_index >= 0).sum() > 5
     labels = batch[0][..., 0]
@@ -239,8 +264,9 @@ def test_large_gts_take_several_topk_rounds():
 # degenerate inputs and arguments
 
 
-def test_zero_gt_zero_priors_and_fully_padded_batches_are_background():
-    assigner = DynamicSoftLabelAssigner(num_classes=3)
+@pytest.mark.parametrize('scope', ['gt', 'image'])
+def test_zero_gt_zero_priors_and_fully_padded_batches_are_background(scope):
+    assigner = DynamicSoftLabelAssigner(num_classes=3, candidate_scope=scope)
     priors = priors_64()
     rng = np.random.default_rng(0)
     labels, boxes, mask, scores, pred = random_batch(rng, priors, 2, 3, 3)
@@ -286,7 +312,8 @@ def test_bad_class_id_and_missing_preds_are_errors():
     (dict(topk=0), ValueError, 'topk'), (dict(topk=2.5), TypeError, 'topk'),
     (dict(iou_factor=-1), ValueError, 'iou_factor'), (dict(iou_factor='3'), TypeError,
                                                        'iou_factor'),
-    (dict(num_classes=0), ValueError, 'num_classes')])
+    (dict(num_classes=0), ValueError, 'num_classes'),
+    (dict(candidate_scope='all'), ValueError, 'candidate_scope')])
 def test_constructor_arguments_are_validated(kwargs, error, text):
     with pytest.raises(error, match=f'DynamicSoftLabelAssigner: {text}'):
         DynamicSoftLabelAssigner(**kwargs)

@@ -130,6 +130,25 @@ def test_conflict_goes_to_the_claimant_of_lowest_cost_not_highest_iou():
     np.testing.assert_allclose(result.assigned_scores.numpy()[0, 5], [0, u1], rtol=1e-6)
 
 
+def test_image_scope_costs_every_gt_against_every_candidate_of_the_image():
+    # 4 x 4 grid, stride 8, radius .5 (centre regions of half-side 4 px). GT0 [0, 0, 16, 8]:
+    # priors 0, 1 (x 4, 12) in its box, none in its centre region (4, 12) (strict), so both are
+    # penalised; GT1 [16, 0, 32, 8] likewise with priors 2, 3. Prior 2 predicts GT0's box.
+    gt0, gt1 = [0, 0, 16, 8], [16, 0, 32, 8]
+    preds = [[0, 0, 4, 8], [0, 0, 4, 8], gt0, gt1] + [[40, 40, 50, 50]] * 12
+    gts, preds = one_image([gt0, gt1], [0, 0], np.full((16, 1), 0.5), preds)
+    priors = grid_priors([(4, 4)], [8])
+    own = SimOTAAssigner(num_classes=1, center_radius=0.5, use_vfl=False).assign(
+        priors, gts, preds)
+    # 'gt': GT0 ranks priors 0, 1 (IoU .25 each, k = 1, equal costs: prior 0).
+    np.testing.assert_array_equal(own.gt_index.numpy()[0, :4], [0, -1, -1, 1])
+    # 'image' (YOLOX / PaddleDetection): GT0 also ranks priors 2, 3, all penalised alike, so the
+    # lowest cost wins: prior 2 (IoU 1). Its top IoUs sum to 1.5 -> k = 1.
+    image = SimOTAAssigner(num_classes=1, center_radius=0.5, use_vfl=False,
+                           candidate_scope='image').assign(priors, gts, preds)
+    np.testing.assert_array_equal(image.gt_index.numpy()[0, :4], [-1, -1, 0, 1])
+
+
 # ---------------------------------------------------------------------------------------------
 # dense numpy definition
 
@@ -146,8 +165,9 @@ def np_iou(a, b):
 
 
 def dense_simota(points, strides, labels, boxes, mask, scores, pred_boxes, center_radius=2.5,
-                 candidate_topk=10, iou_weight=3.0, cls_weight=1.0, use_vfl=True):
-    """gt_index [B, L] and the positives' IoU [B, L], straight from the definition."""
+                 candidate_topk=10, iou_weight=3.0, cls_weight=1.0, use_vfl=True, scope='gt'):
+    """gt_index [B, L] and the positives' IoU [B, L], straight from the definition; the penalty
+    is a large number added in float64."""
     batch, num_gts = boxes.shape[:2]
     num_priors = points.shape[0]
     gt_index = np.full((batch, num_priors), BACKGROUND)
@@ -159,31 +179,36 @@ def dense_simota(points, strides, labels, boxes, mask, scores, pred_boxes, cente
         log_p = np.maximum(np.log(np.maximum(p, 0)), -100)
         log_q = np.maximum(np.log(np.maximum(1 - p, 0)), -100)
         iou = np_iou(pred_boxes[b][None], boxes[b][:, None])
-        claims = {}
+        real = mask[b, :, 0] > 0
+        x1, y1, x2, y2 = (boxes[b, :, i:i + 1] for i in range(4))
+        cx, cy = (x1 + x2) / np.float32(2), (y1 + y2) / np.float32(2)
+        in_box = (x - x1 > 0) & (y - y1 > 0) & (x2 - x > 0) & (y2 - y > 0)
+        in_ctr = ((x - (cx - reach) > 0) & (y - (cy - reach) > 0)
+                  & ((cx + reach) - x > 0) & ((cy + reach) - y > 0))
+        cand = (in_box | in_ctr) & real[:, None]
+        if scope == 'image':
+            cand = np.broadcast_to(cand.any(0), cand.shape) & real[:, None]
+        cost = np.zeros((num_gts, num_priors))
         for g in range(num_gts):
-            if mask[b, g, 0] == 0:
-                continue
-            x1, y1, x2, y2 = boxes[b, g]
-            in_box = (x - x1 > 0) & (y - y1 > 0) & (x2 - x > 0) & (y2 - y > 0)
-            cx, cy = (x1 + x2) / np.float32(2), (y1 + y2) / np.float32(2)
-            in_ctr = ((x - (cx - reach) > 0) & (y - (cy - reach) > 0)
-                      & ((cx + reach) - x > 0) & ((cy + reach) - y > 0))
-            cand = np.nonzero(in_box | in_ctr)[0]
-            if len(cand) == 0:
-                continue
-            u = iou[g, cand].astype(np.float64)
-            t = np.zeros_like(p[cand])
+            u = iou[g].astype(np.float64)
+            t = np.zeros_like(p)
             t[:, labels[b, g, 0]] = u if use_vfl else 1
-            loss = -(t * log_p[cand] + (1 - t) * log_q[cand])
+            loss = -(t * log_p + (1 - t) * log_q)
             if use_vfl:
-                loss = loss * np.where(t > 0, t, 0.75 * np.abs(p[cand] - t) ** 2)
-            cost = (cls_weight * loss.sum(-1) + iou_weight * -np.log(u + 1e-7)
-                    + 1e5 * ~(in_box[cand] & in_ctr[cand]))
-            k = max(1, int(math.floor(np.sort(u)[::-1][:candidate_topk].sum())))
-            for j in sorted(range(len(cand)), key=lambda j: (cost[j], cand[j]))[:k]:
-                claims.setdefault(cand[j], []).append((cost[j], g))
-        for prior, pairs in claims.items():
-            g = min(pairs)[1]
+                loss = loss * np.where(t > 0, t, 0.75 * np.abs(p - t) ** 2)
+            cost[g] = (cls_weight * loss.sum(-1) + iou_weight * -np.log(u + 1e-7)
+                       + 1e9 * ~(in_box[g] & in_ctr[g]))
+        claims = {}
+        for g in np.nonzero(real)[0]:
+            c = np.nonzero(cand[g])[0]
+            u = np.sort(iou[g, c].astype(np.float64))[::-1]
+            k = max(1, int(math.floor(u[:candidate_topk].sum())))
+            for l in sorted(c, key=lambda l: (cost[g, l], l))[:k]:
+                claims.setdefault(l, []).append(g)
+        for prior, claimants in claims.items():
+            if scope == 'image' and len(claimants) > 1:
+                claimants = np.nonzero(real)[0]
+            g = min(claimants, key=lambda g: (cost[g, prior], g))
             gt_index[b, prior] = g
             pos_iou[b, prior] = iou[g, prior]
     return gt_index, pos_iou
@@ -217,17 +242,24 @@ def as_inputs(labels, boxes, mask, scores, pred):
             Preds(paddle.to_tensor(scores), paddle.to_tensor(pred)))
 
 
-@pytest.mark.parametrize('seed, whole, equal_preds, use_vfl', [
-    (0, False, False, True), (1, True, False, False), (2, True, True, True),
-    (3, False, True, False)])
-def test_batched_equals_per_image_equals_dense_definition(seed, whole, equal_preds, use_vfl):
+@pytest.mark.parametrize('seed, whole, equal_preds, use_vfl, scope, radius', [
+    (0, False, False, True, 'gt', 2.5), (1, True, False, False, 'gt', 2.5),
+    (2, True, True, True, 'gt', 2.5), (3, False, True, False, 'gt', 2.5),
+    (4, False, False, True, 'image', 1.0), (5, True, True, False, 'image', 1.0)])
+def test_batched_equals_per_image_equals_dense_definition(seed, whole, equal_preds, use_vfl,
+                                                         scope, radius):
     rng = np.random.default_rng(seed)
     priors = grid_priors([(8, 8), (4, 4), (2, 2)], [8, 16, 32])
-    batch = random_batch(rng, priors, 3, 6, 4, whole, equal_preds)
-    assigner = SimOTAAssigner(num_classes=4, use_vfl=use_vfl)
+    batch = random_batch(rng, priors, 3, 8, 4, whole, equal_preds)
+    assigner = SimOTAAssigner(num_classes=4, use_vfl=use_vfl, candidate_scope=scope,
+                              center_radius=radius)
     result = assigner.assign(priors, *as_inputs(*batch))
-    gt_index, pos_iou = dense_simota(priors.points.numpy(), priors.strides.numpy(), *batch,
-                                     use_vfl=use_vfl)
+    points, strides = priors.points.numpy(), priors.strides.numpy()
+    gt_index, pos_iou = dense_simota(points, strides, *batch, use_vfl=use_vfl, scope=scope,
+                                     center_radius=radius)
+    if scope == 'image':   # the case tells the scopes apart
+        other = dense_simota(points, strides, *batch, use_vfl=use_vfl, center_radius=radius)[0]
+        assert (other != gt_index).any()
     np.testing.assert_array_equal(result.gt_index.numpy(), gt_index)
     assert (gt_index >= 0).sum() > 5
     labels = batch[0][..., 0]
@@ -258,8 +290,9 @@ def test_large_gts_and_other_arguments_match_the_dense_definition():
 # degenerate inputs and arguments
 
 
-def test_zero_gt_zero_priors_and_fully_padded_batches_are_background():
-    assigner = SimOTAAssigner(num_classes=3)
+@pytest.mark.parametrize('scope', ['gt', 'image'])
+def test_zero_gt_zero_priors_and_fully_padded_batches_are_background(scope):
+    assigner = SimOTAAssigner(num_classes=3, candidate_scope=scope)
     priors = grid_priors([(8, 8), (4, 4)], [8, 16])
     rng = np.random.default_rng(0)
     labels, boxes, mask, scores, pred = random_batch(rng, priors, 2, 3, 3)
@@ -312,7 +345,8 @@ def test_bad_inputs_are_errors():
     (dict(iou_weight=-1.0), ValueError, 'iou_weight'),
     (dict(cls_weight='1'), TypeError, 'cls_weight'),
     (dict(use_vfl=1), TypeError, 'use_vfl'),
-    (dict(num_classes=0), ValueError, 'num_classes')])
+    (dict(num_classes=0), ValueError, 'num_classes'),
+    (dict(candidate_scope='any'), ValueError, 'candidate_scope')])
 def test_constructor_arguments_are_validated(kwargs, error, text):
     with pytest.raises(error, match=f'SimOTAAssigner: {text}'):
         SimOTAAssigner(**kwargs)

@@ -112,7 +112,7 @@ def _keep_lowest(keys, slot, num_rows, width, k):
 
 
 def dynamic_k_matching(cost, iou, pair_gt, pair_prior, gt_start, gt_len, max_len, num_gts,
-                       num_flat, topk, valid=None, penalised=None):
+                       num_flat, topk, valid=None, penalised=None, contest_all=False):
     """Steps 1-3 of the module docstring.
 
     Args:
@@ -133,6 +133,9 @@ def dynamic_k_matching(cost, iou, pair_gt, pair_prior, gt_start, gt_len, max_len
             GT's ranking and among a prior's claimants). This is ``cost + M * penalised`` for any
             M larger than the cost range, computed exactly (in float32 ``cost + 1e5`` would be
             rounded to 1/128).
+        contest_all (bool): the references' conflict rule: a prior claimed by several GTs goes
+            to the lowest cost among *all* listed valid pairs of that prior, claimant or not
+            (YOLOX, PaddleDetection, NanoDet-Plus); False: among its claimants only.
     Returns:
         (Tensor, Tensor): ``[B * L]`` int64 gt_index (slot or BACKGROUND) and ``[B * L]``
         float32 IoU of each positive with its GT (0 elsewhere).
@@ -163,21 +166,32 @@ def dynamic_k_matching(cost, iou, pair_gt, pair_prior, gt_start, gt_len, max_len
     # Rows that claim nothing point at a spare prior past the end, dropped afterwards.
     spare = paddle.full_like(claim_pair, num_flat)
     claim_prior = paddle.where(claims, paddle.gather(pair_prior, claim_pair), spare)
+    if contest_all:
+        claimed = paddle.put_along_axis(paddle.zeros([num_flat + 1], dtype='int64'), claim_prior,
+                                        paddle.ones_like(claim_prior), axis=0, reduce='add')
+        contested = paddle.gather(claimed, pair_prior) > 1
+        if valid is not None:
+            contested = paddle.logical_and(contested, valid)
+        claim_pair = paddle.concat([claim_pair, index])
+        claim_prior = paddle.concat([claim_prior, paddle.where(
+            contested, pair_prior, paddle.full_like(pair_prior, num_flat))])
+        spare = paddle.full_like(claim_pair, num_flat)
     slot = paddle.gather(pair_gt, claim_pair) % num_gts
     if penalised is not None:
         # Lexicographic conflicts: a penalised claim competes only at priors without an
-        # unpenalised one.
-        # (gather of int32: Paddle 2.6 has no bool gather)
+        # unpenalised one. (int32 gather: Paddle 2.6 has no bool gather.)
         flag = paddle.gather(penalised.astype('int32'), claim_pair) > 0
-        clean = paddle.logical_and(claims, paddle.logical_not(flag)).astype('int64')
+        clean = paddle.logical_and(claim_prior < num_flat, paddle.logical_not(flag))
         has_clean = paddle.put_along_axis(paddle.zeros([num_flat + 1], dtype='int64'),
-                                          claim_prior, clean, axis=0, reduce='amax')
+                                          claim_prior, clean.astype('int64'), axis=0,
+                                          reduce='amax')
         competes = paddle.logical_not(paddle.logical_and(
             flag, paddle.gather(has_clean, claim_prior) > 0))
         claim_prior = paddle.where(competes, claim_prior, spare)
     gt_index = resolve_conflicts_pairs(claim_prior, slot, paddle.gather(cost, claim_pair),
                                        num_gts, num_flat + 1, 'min')
-    won = paddle.logical_and(claims, paddle.gather(gt_index, claim_prior) == slot)
+    won = paddle.logical_and(claim_prior < num_flat,
+                             paddle.gather(gt_index, claim_prior) == slot)
     pos_iou = paddle.scatter(paddle.zeros([num_flat + 1], dtype='float32'),
                              paddle.where(won, claim_prior, spare),
                              paddle.where(won, paddle.gather(iou, claim_pair),
