@@ -293,7 +293,7 @@ def test_an_empty_level_is_skipped():
                                   dense_dsl(priors.points.numpy(), *batch)[0])
 
 
-def test_bad_class_id_and_missing_preds_are_errors():
+def test_bad_class_id_missing_preds_and_off_grid_priors_are_errors():
     priors = priors_64()
     rng = np.random.default_rng(0)
     labels, boxes, mask, scores, pred = random_batch(rng, priors, 1, 2, 3)
@@ -306,6 +306,12 @@ def test_bad_class_id_and_missing_preds_are_errors():
         assigner.assign(priors, as_inputs(labels, boxes, mask, scores, pred)[0])
     with pytest.raises(ValueError, match='preds.scores'):
         assigner.assign(priors, *as_inputs(labels * 0, boxes, mask, scores[..., :2], pred))
+    points = priors.points.numpy().copy()
+    points[65, 1] += 1                  # level 1, row 0, column 1: off its row's y
+    moved = Priors(paddle.to_tensor(points), priors.boxes, priors.strides, [64, 16],
+                   [(8, 8), (4, 4)])
+    with pytest.raises(ValueError, match='not a row-major grid'):
+        assigner.assign(moved, *as_inputs(labels * 0, boxes, mask, scores, pred))
 
 
 @pytest.mark.parametrize('kwargs, error, text', [

@@ -337,6 +337,16 @@ def test_bad_inputs_are_errors():
     shapes = Priors(priors.points, priors.boxes, priors.strides, [64, 16], [(8, 8), (4, 3)])
     with pytest.raises(ValueError, match='level_shapes'):
         assigner.assign(shapes, *as_inputs(labels, boxes, mask, scores, pred))
+    # Columns 0 and 1 of level 0 swapped: not a grid the candidate listing can search.
+    points = priors.points.numpy().copy()
+    points[[0, 1]] = points[[1, 0]]
+    swapped = Priors(paddle.to_tensor(points), priors.boxes, priors.strides, [64, 16],
+                     [(8, 8), (4, 4)])
+    with pytest.raises(ValueError, match='not a row-major grid'):
+        assigner.assign(swapped, *as_inputs(labels, boxes, mask, scores, pred))
+    # ... which the image scope does not need.
+    SimOTAAssigner(num_classes=3, candidate_scope='image').assign(
+        swapped, *as_inputs(labels, boxes, mask, scores, pred))
 
 
 @pytest.mark.parametrize('kwargs, error, text', [

@@ -142,7 +142,7 @@ class DynamicSoftLabelAssigner(BaseAssigner):
         rect = tuple(t.transpose([1, 0]) for t in (c0, c1, r0, r1))
         counts = rect_counts(*rect, is_real)
         gt_len = counts.sum(1)
-        num_pairs, max_len = fetch_sizes(owner, gt_len, gts, self.num_classes)
+        num_pairs, max_len = fetch_sizes(owner, axes, gt_len, gts, self.num_classes)
         if num_pairs == 0:
             return None
         pairs = list_pairs(axes, *rect, counts, num_pairs)

@@ -21,13 +21,15 @@ from .gt_check import gt_probe, raise_for_probe
 __all__ = ['GridAxes', 'grid_axes', 'index_range', 'rect_counts', 'fetch_sizes', 'list_pairs',
            'Pairs', 'every_pair']
 
-GridAxes = namedtuple('GridAxes', ['xs', 'ys', 'cols', 'starts', 'strides'])
+GridAxes = namedtuple('GridAxes', ['xs', 'ys', 'cols', 'starts', 'strides', 'off_grid'])
 GridAxes.__doc__ = """The prior grid of every level, levels padded to a common length.
 
 - ``xs [nl, W]`` float32: x of each column (ascending), +inf after the level's last column.
 - ``ys [nl, H]`` float32: y of each row (ascending), +inf after the level's last row.
 - ``cols [nl]`` int64: columns of each level; ``starts [nl]`` int64: its first prior index.
 - ``strides [nl]`` float32: each level's stride, pixels (0 for an empty level).
+- ``off_grid [1]`` int64: priors not at (their column's x, their row's y), plus columns or
+  rows not strictly increasing; 0 for a regular grid (read with the sizes, ``fetch_sizes``).
 """
 
 Pairs = namedtuple('Pairs', ['gt_row', 'prior', 'col', 'row', 'level'])
@@ -49,10 +51,17 @@ def grid_axes(priors):
     width = max([w for _, w in shapes] + [1])
     height = max([h for h, _ in shapes] + [1])
     xs, ys, strides, start = [], [], [], 0
+    off_grid = paddle.zeros([1], dtype='int64')
     for h, w in shapes:
         level = priors.points[start:start + h * w]
         x = level[:w, 0] if h * w else paddle.zeros([0], dtype='float32')
         y = level[::w, 1] if h * w else paddle.zeros([0], dtype='float32')
+        if h * w:
+            grid = level.reshape([h, w, 2])
+            off_grid = off_grid + ((grid[:, :, 0] != x.unsqueeze(0)).astype('int64').sum()
+                                   + (grid[:, :, 1] != y.unsqueeze(1)).astype('int64').sum()
+                                   + (x[1:] <= x[:-1]).astype('int64').sum()
+                                   + (y[1:] <= y[:-1]).astype('int64').sum()).reshape([1])
         xs.append(paddle.concat([x, paddle.full([width - x.shape[0]], float('inf'))]))
         ys.append(paddle.concat([y, paddle.full([height - y.shape[0]], float('inf'))]))
         strides.append(priors.strides[start:start + 1] if h * w else paddle.zeros([1]))
@@ -63,7 +72,7 @@ def grid_axes(priors):
     return GridAxes(paddle.stack(xs), paddle.stack(ys),
                     paddle.to_tensor([w for _, w in shapes], dtype='int64'),
                     paddle.to_tensor(starts, dtype='int64'),
-                    paddle.concat(strides).astype('float32'))
+                    paddle.concat(strides).astype('float32'), off_grid)
 
 
 def index_range(coords, low, high):
@@ -87,22 +96,31 @@ def rect_counts(c0, c1, r0, r1, is_real):
     return paddle.where(is_real.unsqueeze(1), counts, paddle.zeros_like(counts))
 
 
-def fetch_sizes(owner, gt_len, gts, num_classes):
+def fetch_sizes(owner, axes, gt_len, gts, num_classes):
     """The one host synchronisation of a candidate listing: the number of pairs and the largest
-    per GT, fetched together with the GT check (``gt_check.gt_probe``).
+    per GT, fetched together with the grid check (``GridAxes.off_grid``) and the GT check
+    (``gt_check.gt_probe``).
 
     Args:
         owner (str): the assigner, for error messages.
+        axes (GridAxes): the grid the pairs come from.
         gt_len (Tensor): ``[G]`` int64 pairs per GT row.
         gts (GTs): the GT batch; num_classes (int): C (also the background index).
     Returns:
         (int, int): total pairs, largest per GT.
     Raises:
-        ValueError: a real GT with a class outside ``[0, C)`` or a non-finite box.
+        ValueError: priors that are not a row-major grid per level, a real GT with a class
+            outside ``[0, C)`` or a non-finite box.
     """
     probe = gt_probe(gts.labels, gts.bboxes, gts.mask, num_classes, num_classes)
-    host = paddle.concat([gt_len.sum().reshape([1]), gt_len.max().reshape([1]), probe]).numpy()
-    raise_for_probe(owner, host[2:], gts.bboxes.shape[1], num_classes, num_classes)
+    host = paddle.concat([gt_len.sum().reshape([1]), gt_len.max().reshape([1]), axes.off_grid,
+                          probe]).numpy()
+    if host[2]:
+        raise ValueError(f'{owner}: priors.points are not a row-major grid per level '
+                         f'(level_shapes, x per column and y per row strictly increasing): '
+                         f'{int(host[2])} mismatches; build them with grid_priors, or use '
+                         f'candidate_scope: image')
+    raise_for_probe(owner, host[3:], gts.bboxes.shape[1], num_classes, num_classes)
     return int(host[0]), int(host[1])
 
 

@@ -163,7 +163,7 @@ class SimOTAAssigner(BaseAssigner):
         rects = self._regions(axes, boxes, num_levels)
         counts = rect_counts(*rects['hull'], is_real)
         gt_len = counts.sum(1)
-        num_pairs, max_len = fetch_sizes(owner, gt_len, gts, self.num_classes)
+        num_pairs, max_len = fetch_sizes(owner, axes, gt_len, gts, self.num_classes)
         if num_pairs == 0:
             return None
         pairs = list_pairs(axes, *rects['hull'], counts, num_pairs)
