@@ -284,6 +284,7 @@ def test_zero_gt_slots_zero_priors_and_padding_only():
 
 @pytest.mark.parametrize('kwargs, error', [
     (dict(pos_iou_thr=1.5), ValueError),
+    (dict(pos_iou_thr=0.), ValueError),
     (dict(pos_iou_thr='0.5'), TypeError),
     (dict(neg_iou_thr=0.6), ValueError),              # above pos_iou_thr 0.5
     (dict(neg_iou_thr=[0.3, 0.1]), ValueError),       # lo > hi

@@ -17,7 +17,8 @@ max_iou_assigner.py``, whose argument names are used) and PaddleDetection's ``la
    (``gt_max_assign_all``) or the lowest-index one. A claim overrides steps 2 and 3 (so a GT
    gets a positive even if another GT overlaps that prior more, as in mmdet);
 5. conflicts: a prior claimed in step 4 by several GTs goes to the claimant with the highest IoU
-   with it, equal IoUs to the lowest slot (``conflicts.resolve_conflicts``, rule ``'max'``);
+   with it, equal IoUs to the lowest slot (``conflicts.resolve_conflicts``' rule ``'max'``;
+   computed by ranking the GTs, see ``_low_quality_matches``);
 6. everything else is ignored (``gt_index`` -2): neither positive nor negative;
 7. sampling (``sampler``, optional): keeps some positives and negatives, ignores the rest
    (``samplers``);
@@ -31,14 +32,16 @@ Where it differs from mmdet, and why:
   (degenerate or outside the priors) would make every prior of the image its positive (IoU 0 ==
   its maximum). PaddleDetection's ``label_box`` (and detectron2's matcher) also require IoU > 0;
 - an image without real GT: every prior negative, whatever the band (as mmdet);
-- ``neg_iou_thr`` above ``pos_iou_thr`` is refused (mmdet lets step 3 overwrite step 2);
+- ``neg_iou_thr`` above ``pos_iou_thr`` is refused (mmdet lets step 3 overwrite step 2), and so
+  is ``pos_iou_thr`` 0 (every prior would be positive);
 - mmdet's crowd-box options (``ignore_iof_thr``, ``gt_bboxes_ignore``) are not supported (the GT
   batch carries no crowd boxes); its ``gpu_assign_thr`` device switch has no use here.
 PaddleDetection's ``label_box`` differs in step 4 (a low-quality match becomes positive for its
-own best GT, not for the claiming GT) and ignores ``min_pos_iou``.
+own best GT, not for the claiming GT) and has no ``min_pos_iou``.
 
-Cost: dense over ``[B, n, L]`` (the definition needs every prior's best IoU); no host
-synchronisation (0 per call; the sampler adds none).
+Cost: dense over ``[B, n, L]`` (the definition needs every prior's best IoU; the IoU is computed
+on coordinate planes, ``bbox_utils.batch_iou_planes``); no host synchronisation (0 per call; the
+samplers add none), hence no check of the GT class ids' range (it needs their values on the host).
 """
 
 import numbers
@@ -46,7 +49,7 @@ import numbers
 import paddle
 
 from ppdet_lite.core.workspace import create, register
-from ..bbox_utils import bbox_iou
+from ..bbox_utils import batch_iou_planes
 from ..checks import check_bool, check_int, check_number, check_tensor
 from .base import BACKGROUND, IGNORED, BaseAssigner, background_result, build_result
 from .gt_check import check_gt_inputs
@@ -60,10 +63,11 @@ DEFAULT_NEG_IOU_THR = 0.4
 
 @register
 class MaxIoUAssigner(BaseAssigner):
-    """Assign by IoU thresholds, each prior to its best-overlapping GT.
+    """Assign by IoU thresholds, each prior to its best-overlapping GT (0 host synchronisations
+    per call, sampler included).
 
     Args:
-        pos_iou_thr (float): positive at best IoU >= pos_iou_thr, in [0, 1]; default 0.5.
+        pos_iou_thr (float): positive at best IoU >= pos_iou_thr, in (0, 1]; default 0.5.
         neg_iou_thr (float|list|None): negative at best IoU < neg_iou_thr, or a pair
             ``[lo, hi]`` (negative at lo <= IoU < hi, ignored below lo), with
             ``0 <= lo <= hi <= pos_iou_thr``. None is 0.4 (RetinaNet); it is None rather than
@@ -91,7 +95,7 @@ class MaxIoUAssigner(BaseAssigner):
         super().__init__(num_classes)
         owner = type(self).__name__
         check_int(owner, 'num_classes', num_classes, minimum=1)
-        check_number(owner, 'pos_iou_thr', pos_iou_thr, low=0, high=1)
+        check_number(owner, 'pos_iou_thr', pos_iou_thr, low=0, high=1, low_open=True)
         self.neg_band = _neg_band(owner, DEFAULT_NEG_IOU_THR if neg_iou_thr is None
                                   else neg_iou_thr, pos_iou_thr)
         check_number(owner, 'min_pos_iou', min_pos_iou, low=0, high=1)
@@ -142,9 +146,11 @@ class MaxIoUAssigner(BaseAssigner):
             return (paddle.full([batch_size, num_priors], BACKGROUND, dtype='int64'),
                     paddle.zeros([batch_size, num_priors], dtype='float32'))
         is_real = gts.mask.astype('float32') > 0                          # [B, n, 1]
-        iou = bbox_iou(gts.bboxes.unsqueeze(2), prior_boxes.reshape([1, 1, -1, 4]))
-        # padded slots lose every comparison (real IoUs are >= 0)
-        iou = paddle.where(is_real, iou, paddle.full_like(iou, -1.))      # [B, n, L]
+        # A padded slot becomes an empty box: IoU 0 with every prior. It can then tie a real
+        # slot only at IoU 0, where its index is never used: positives need IoU >= pos_iou_thr
+        # > 0 and low-quality matches IoU > 0 with a real GT.
+        gt_boxes = paddle.where(is_real, gts.bboxes, paddle.zeros_like(gts.bboxes))
+        iou = batch_iou_planes(gt_boxes, prior_boxes.unsqueeze(0))       # [B, n, L]
         max_iou = iou.max(axis=1)                                         # [B, L]
         best_gt = _lowest_slot(iou == max_iou.unsqueeze(1))
 
@@ -159,7 +165,7 @@ class MaxIoUAssigner(BaseAssigner):
         if self.match_low_quality:
             claimed = self._low_quality_matches(iou, is_real)
             gt_index = paddle.where(claimed >= 0, claimed, gt_index)
-        return gt_index, paddle.clip(max_iou, min=0.)
+        return gt_index, max_iou
 
     def _low_quality_matches(self, iou, is_real):
         """Steps 4 and 5: ``[B, L]`` int64, the GT slot whose low-quality match each prior is
