@@ -25,11 +25,12 @@ Inputs keep the Paddle export's names and shapes, each with a doc string: ``imag
 export has no ``im_shape`` input).
 
 Repairs of paddle2onnx 2.1.0 output on Paddle 3.x programs:
-- Paddle >= 3.1 stores the ``scale`` attribute of ``nearest_interp`` / ``bilinear_interp`` (the neck's
+- Paddle 3.3 stores the ``scale`` attribute of ``nearest_interp`` / ``bilinear_interp`` (the neck's
   2x upsampling) as float64, which paddle2onnx 2.1.0 refuses ("the 0th elementwise MUST be
   ir::FloatAttribute"): a copy of ``model.json`` with float32 scales is converted instead.
-- outputs get the model's names (``bbox``/``scores`` or ``bbox``/``bbox_num``) instead of
-  ``fetch_name_0``...; dynamic axes get readable names (``batch``, ``height``, ``width``).
+- outputs get the model's names (``bbox``/``scores``, ``bbox``/``bbox_num``, or ``bbox_scores`` for
+  ``exclude_post_process``) instead of ``fetch_name_0``...; dynamic axes get readable names (``batch``,
+  ``height``, ``width``, ``num_anchors``); paddle2onnx's Constant and Identity nodes are folded away.
 
 paddle2onnx 2.x needs Paddle 3; with Paddle 2.6 (``model.pdmodel`` exports) install paddle2onnx 1.2.x
 (``pip install "paddle2onnx>=1.2.3,<1.3"``; checked with Paddle 2.6.2 and paddle2onnx 1.2.11: the same
@@ -70,6 +71,7 @@ TENSORRT_OPS = frozenset([
     'Pow', 'Range', 'Reciprocal', 'ReduceMax', 'ReduceMean', 'ReduceMin', 'ReduceSum', 'Relu',
     'Reshape', 'Resize', 'Shape', 'Sigmoid', 'Slice', 'Softmax', 'Softplus', 'Split', 'Sqrt',
     'Squeeze', 'Sub', 'Tanh', 'Tile', 'TopK', 'Transpose', 'Unsqueeze', 'Where'])
+
 
 def _check_nms(nms):
     """``nms``: the ``NMS`` dict of infer_cfg.yml (MultiClassNMS's arguments)."""
@@ -179,7 +181,8 @@ def _name_dynamic_axes(graph):
     ``batch``, ``num_anchors`` of the raw outputs (paddle2onnx numbers them DynamicDimension.N)."""
     layouts = {'image': ('batch', None, 'height', 'width'), 'im_shape': ('batch', None),
                'scale_factor': ('batch', None), 'bbox': ('batch', 'num_anchors', None),
-               'scores': ('batch', None, 'num_anchors')}
+               'scores': ('batch', None, 'num_anchors'),
+               'bbox_scores': ('batch', 'num_anchors', None)}
     for info in list(graph.input) + list(graph.output):
         names = layouts.get(info.name, ())
         for dim, name in zip(info.type.tensor_type.shape.dim, names):
@@ -246,6 +249,10 @@ def paddle_to_onnx(model_dir, save_file, opset_version=11, nms=None):
     elif nms is not None:
         raise ValueError(f'export_onnx: NMS needs an export with boxes and scores outputs; '
                          f'{model_dir} has {outputs}')
+    elif len(outputs) == 1:
+        _rename_tensor(graph, outputs[0], 'bbox_scores')
+        graph.output[0].doc_string = ('[B, L, 4 + C] float32: boxes x1, y1, x2, y2 in network-input '
+                                      'pixels, then the C class scores (exclude_post_process)')
     _name_dynamic_axes(graph)
     if nms is not None:
         append_multiclass_nms(model, 'raw_bbox', 'raw_scores', float(nms['score_threshold']),
