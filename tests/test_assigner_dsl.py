@@ -9,6 +9,7 @@ import pytest
 
 from ppdet_lite.modeling.assigners import (BACKGROUND, DynamicSoftLabelAssigner, GTs, Preds,
                                            Priors, grid_priors)
+from ppdet_lite.modeling.assigners.dynamic_k import lowest_keys_per_gt
 
 
 def priors_64(shapes=((8, 8), (4, 4)), strides=(8, 16)):
@@ -258,6 +259,25 @@ def test_large_gts_take_several_topk_rounds():
     result = DynamicSoftLabelAssigner(num_classes=3).assign(priors, *as_inputs(*batch))
     np.testing.assert_array_equal(result.gt_index.numpy(),
                                   dense_dsl(priors.points.numpy(), *batch)[0])
+
+
+def test_per_gt_lowest_keys_over_several_rounds():
+    # 7000 pairs for one GT need three rounds of rows of 256 (7000 -> 28 * 13 = 364 -> 26 -> 1
+    # row); the others are short. The result must be each GT's 13 smallest keys, ascending.
+    rng = np.random.default_rng(0)
+    lengths = np.array([3, 7000, 0, 300, 13])
+    gt = np.repeat(np.arange(5), lengths)
+    keys = rng.choice(2 ** 40, (2, len(gt)), replace=False)
+    keys[0, 1] = 2 ** 62                                        # a left-out pair of GT 0
+    starts = np.cumsum(lengths) - lengths
+    best = lowest_keys_per_gt(paddle.to_tensor(keys), paddle.to_tensor(gt),
+                              paddle.to_tensor(starts), paddle.to_tensor(lengths), 7000, 13)
+    expected = np.full((2, 5, 13), 2 ** 62)
+    for t in range(2):
+        for g in range(5):
+            mine = np.sort(keys[t, gt == g])[:13]
+            expected[t, g, :len(mine)] = mine
+    np.testing.assert_array_equal(best.numpy(), expected)
 
 
 # ---------------------------------------------------------------------------------------------

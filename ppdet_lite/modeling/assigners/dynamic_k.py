@@ -32,9 +32,10 @@ __all__ = ['dynamic_k_matching', 'lowest_keys_per_gt', 'per_prior_sum', 'clamped
 # keeps exact (it passes the fill value through a float).
 _NONE = 2 ** 62
 _OFFSET = 2 ** 31
-# Rows of at least this many pairs per topk round; rows of about 1e6 elements keep Paddle's CPU
-# allocator out of its slow path for large tensors.
+# Pairs per row of a top-k round (at least 4 k): the fastest on this CPU at 640 x 640.
 _WIDTH = 256
+# Priors per chunk of per_prior_sum: chunks of about 1e6 elements keep Paddle's CPU allocator out
+# of its slow path for large tensors (5x faster here).
 _CHUNK_ROWS = 16000
 LOG_CLAMP = 100.0
 
