@@ -57,9 +57,12 @@ def main(argv=None):
         drawn = draw_bboxes(cv2.imread(im_file), dets, predictor.labels, args.draw_threshold)
         out_file = os.path.join(args.output_dir, os.path.basename(im_file))
         cv2.imwrite(out_file, drawn)
-        shown = int((dets[:, 1] >= args.draw_threshold).sum())
-        print(f'{im_file}: {len(dets)} detections, {shown} >= {args.draw_threshold} drawn to '
-              f'{out_file}')
+        shown = dets[dets[:, 1] >= args.draw_threshold]
+        print(f'{im_file}: {len(dets)} detections, {len(shown)} >= {args.draw_threshold} drawn '
+              f'to {out_file}')
+        for cls, score, x1, y1, x2, y2 in shown:
+            print(f'  {predictor.labels[int(cls)]} {score:.3f} '
+                  f'[{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]')
     if args.save_results:
         path = os.path.join(args.output_dir, 'bbox.json')
         with open(path, 'w') as f:

@@ -112,13 +112,12 @@ def create_predictor(model_dir, infer_cfg, device='CPU', run_mode='paddle', batc
                 min_subgraph_size=int(infer_cfg.get('min_subgraph_size', 3)),
                 precision_mode=_trt_precision(run_mode), use_static=False, use_calib_mode=False)
             if infer_cfg.get('use_dynamic_shape'):
-                config.set_trt_dynamic_shape_info(
-                    {'image': [batch_size, 3, trt_min_shape, trt_min_shape],
-                     'scale_factor': [batch_size, 2]},
-                    {'image': [batch_size, 3, trt_max_shape, trt_max_shape],
-                     'scale_factor': [batch_size, 2]},
-                    {'image': [batch_size, 3, trt_opt_shape, trt_opt_shape],
-                     'scale_factor': [batch_size, 2]})
+                shapes = [{'image': [batch_size, 3, side, side]} for side in
+                          (trt_min_shape, trt_max_shape, trt_opt_shape)]
+                if not infer_cfg.get('exclude_post_process'):
+                    for shape in shapes:
+                        shape['scale_factor'] = [batch_size, 2]
+                config.set_trt_dynamic_shape_info(*shapes)
     else:
         config.disable_gpu()
         config.set_cpu_math_library_num_threads(cpu_threads)
