@@ -1,5 +1,6 @@
-"""MaxIoUAssigner: thresholds, ignore band, negative band, low-quality matches, conflicts; batched ==
-per image == a dense numpy definition; empty inputs; constructor checks; config injection."""
+"""MaxIoUAssigner: thresholds, ignore band, negative band, low-quality matches, conflicts;
+batched == per image == a dense numpy definition; empty inputs; constructor checks; config
+injection."""
 
 import numpy as np
 import paddle

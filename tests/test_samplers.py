@@ -69,7 +69,8 @@ def test_unsampled_priors_become_ignored_and_sampled_ones_keep_their_targets():
     assert (after[before == IGNORED] == IGNORED).all()
     assert (out.ignore_mask.numpy() == (after == IGNORED)).all()
     for field in ('assigned_labels', 'assigned_bboxes', 'assigned_scores'):
-        assert np.array_equal(getattr(out, field).numpy()[kept], getattr(result, field).numpy()[kept])
+        assert np.array_equal(getattr(out, field).numpy()[kept],
+                              getattr(result, field).numpy()[kept])
     dropped = ~kept
     assert (out.assigned_labels.numpy()[dropped] == NUM_CLASSES).all()
     assert (out.assigned_scores.numpy()[dropped] == 0).all()
@@ -90,8 +91,9 @@ def test_random_sampler_is_reproducible_under_paddle_seed():
 
 def test_random_sampler_is_uniform():
     # 400 identical images in one call (rows are drawn independently): 6 positives of which
-    # int(6 * 0.34) = 2 are kept, 10 negatives of which 4 are kept. Each positive is kept with probability 1/3,
-    # each negative with 2/5: expected 133.3 and 160 of 400, standard deviations 9.4 and 9.8.
+    # int(6 * 0.34) = 2 are kept, 10 negatives of which 4 are kept. Each positive is kept with
+    # probability 1/3, each negative with 2/5: expected 133.3 and 160 of 400, standard
+    # deviations 9.4 and 9.8, so 40 is over 4 standard deviations.
     result, gts = make_result([row(6, 10)] * 400)
     paddle.seed(0)
     out = RandomSampler(num=6, pos_fraction=0.34).sample(result, gts).gt_index.numpy()

@@ -67,7 +67,8 @@ class RandomSampler(BaseSampler):
         quota = self.num - num_pos
         if self.neg_pos_ub >= 0:
             # float64 so that the product rounds as mmdet's Python int(neg_pos_ub * pos) does
-            cap = paddle.floor(paddle.clip(num_pos, min=1).astype('float64') * float(self.neg_pos_ub))
+            cap = paddle.clip(num_pos, min=1).astype('float64') * float(self.neg_pos_ub)
+            cap = paddle.floor(cap)
             quota = paddle.minimum(quota, cap.astype('int64'))
         return quota
 
