@@ -130,6 +130,15 @@ def test_build_result_without_gt_slots_is_all_background():
     assert result.gt_index.numpy().tolist() == [[BACKGROUND] * 5] * 2
 
 
+def test_build_result_without_priors_is_empty():
+    gts = GTs(T([[[1]]], 'int32'), T([[[0, 0, 4, 4]]]), T([[[1.]]]))
+    result = build_result(paddle.zeros([1, 0], 'int64'), gts, num_classes=3)
+    assert result.assigned_labels.shape == [1, 0]
+    assert result.assigned_bboxes.shape == [1, 0, 4]
+    assert result.assigned_scores.shape == [1, 0, 3]
+    assert result.ignore_mask.shape == [1, 0]
+
+
 # ----------------------------------------------------------------------------- priors
 
 def test_grid_priors_are_cell_centres_with_square_boxes():

@@ -164,7 +164,8 @@ def build_result(gt_index, gts, num_classes, pos_scores=None):
     """
     batch_size, num_gts = gts.bboxes.shape[:2]
     num_priors = gt_index.shape[1]
-    if num_gts == 0:
+    if num_gts == 0 or num_priors == 0:
+        # Paddle 2.6's gathers and one_hot reject zero-size operands.
         return background_result(batch_size, num_priors, num_classes, gts.labels.dtype)
     is_pos = gt_index >= 0
     slot = paddle.clip(gt_index, min=0)
