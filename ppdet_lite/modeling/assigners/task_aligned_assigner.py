@@ -378,14 +378,17 @@ def _in_topk(row, prior, metric, valid, num_rows, num_priors, k):
     """
     num = row.shape[0]
     above = valid & (metric > 0)
-    # Rank every pair by (t descending, prior ascending) over the whole list, then order by
-    # (row, rank): an int64 key without ties.
-    key = paddle.where(valid, monotone_bits(metric) * num_priors + (num_priors - 1 - prior),
-                       paddle.full_like(prior, -1))
-    by_key = paddle.argsort(key, descending=True)
-    rank = paddle.scatter(paddle.zeros([num], dtype='int64'), by_key,
-                          paddle.arange(num, dtype='int64'))
-    order = paddle.argsort(row * num + rank)
+    # Order the pairs by (row, t descending, prior ascending) with one int64 key; t >= 0 has
+    # monotone bits in [0, 2 ** 31), and pairs that are no candidate go last in their row.
+    bits = paddle.where(valid, monotone_bits(metric), paddle.full_like(prior, -1))
+    span = 2 ** 31 + 1
+    if num_rows * span * num_priors < 2 ** 63:
+        order = paddle.argsort((row * span + (2 ** 31 - 1 - bits)) * num_priors + prior)
+    else:  # rank by (t, prior) over the whole list, then order by (row, rank)
+        by_key = paddle.argsort(bits * num_priors + (num_priors - 1 - prior), descending=True)
+        rank = paddle.scatter(paddle.zeros([num], dtype='int64'), by_key,
+                              paddle.arange(num, dtype='int64'))
+        order = paddle.argsort(row * num + rank)
     sorted_row = paddle.gather(row, order)
     position = paddle.arange(num, dtype='int64') - paddle.searchsorted(sorted_row, sorted_row)
     position = paddle.scatter(paddle.zeros([num], dtype='int64'), order, position)
