@@ -56,8 +56,8 @@ class DynamicSoftLabelAssigner(BaseAssigner):
       (NanoDet-Plus: union at least 1e-6).
 
     Host synchronisations per call: one with ``'gt'`` (the number of candidate pairs and the
-    largest per GT, fetched with the GT label/box check); none with ``'image'`` (which therefore
-    does not check the GT class ids).
+    largest per GT, fetched with the prior-grid and GT label/box checks); none with ``'image'``
+    (which therefore does not check the GT class ids).
 
     Args:
         topk (int): IoUs summed for the dynamic k (>= 1).

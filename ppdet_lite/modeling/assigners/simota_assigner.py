@@ -69,8 +69,8 @@ class SimOTAAssigner(BaseAssigner):
     - The dynamic k's IoU sum is taken in float64 (``dynamic_k``).
 
     Host synchronisations per call: one with ``'gt'`` (the number of candidate pairs and the
-    largest per GT, fetched with the GT label/box check); none with ``'image'`` (which therefore
-    does not check the GT class ids).
+    largest per GT, fetched with the prior-grid and GT label/box checks); none with ``'image'``
+    (which therefore does not check the GT class ids).
 
     Args:
         center_radius (float): half-side of the centre region, in strides (> 0).
