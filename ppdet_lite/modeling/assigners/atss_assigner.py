@@ -40,7 +40,7 @@ from .conflicts import resolve_conflicts, resolve_conflicts_pairs
 from .gt_check import check_gt_inputs, gt_probe
 from .ordering import arg_best, topk_lowest_index
 from .ppdet_outputs import ppdet_outputs
-from .utils import (PRED_IOU_EPS, best_of_all_slots, contested_priors, points_in_boxes,
+from .utils import (PRED_IOU_EPS, best_of_all_slots, contested_priors, points_in_boxes, power,
                     squared_distance, to_host)
 
 __all__ = ['ATSSAssigner']
@@ -297,9 +297,11 @@ def _grid_shapes(centres, num_anchors_list):
 
 def _threshold(candidate_ious):
     """Mean + unbiased std of each GT's candidate IoUs ``[B, n, K]`` -> ``[B, n, 1]`` (both
-    implementations reduce this same layout, so their float sums are the same)."""
-    return (candidate_ious.mean(axis=-1, keepdim=True) +
-            candidate_ious.std(axis=-1, keepdim=True))
+    implementations reduce this same layout, so their float sums are the same). Written out:
+    ``paddle.std`` checks its degrees of freedom on the host."""
+    mean = candidate_ious.mean(axis=-1, keepdim=True)
+    squares = power(candidate_ious - mean, 2).sum(axis=-1, keepdim=True)
+    return mean + (squares / (candidate_ious.shape[-1] - 1)).sqrt()
 
 
 def window_offsets(topk):
