@@ -91,7 +91,8 @@ def exports(tmp_path_factory):
     nms_dir = tools_export_model.main(['-c', config_file, '-o', weights,
                                        '--output_dir', str(tmp / 'nms'), '--onnx'])
     return {'raw': raw_dir, 'nms': nms_dir, 'raw_onnx': os.path.join(raw_dir, 'model.onnx'),
-            'nms_onnx': os.path.join(nms_dir, 'model.onnx'), 'tmp': tmp}
+            'nms_onnx': os.path.join(nms_dir, 'model.onnx'), 'tmp': tmp,
+            'export_args': ['-c', config_file, '-o', weights]}
 
 
 @pytest.fixture(scope='module')
@@ -341,6 +342,22 @@ def test_infer_onnx_equals_paddle_runner(exports, images, tmp_path):
         assert min(len(got[p]) for p in images) > 0
         assert_same_detections([got[p] for p in images], [ref[p] for p in images])
         assert os.path.isfile(tmp_path / key / os.path.basename(images[0]))
+
+
+def test_infer_onnx_without_post_processing(exports, images, tmp_path):
+    """``exclude_post_process``: the ONNX model gives network-input boxes and scores
+    (``bbox_scores [B, L, 4 + C]``, no scale_factor input); the runner scales and runs NMS."""
+    export_dir = tools_export_model.main(exports['export_args'] + [
+        'exclude_post_process=True', '--output_dir', str(tmp_path / 'epp'), '--onnx'])
+    model = onnx.load(os.path.join(export_dir, 'model.onnx'))
+    assert [i.name for i in model.graph.input] == ['image']
+    assert [o.name for o in model.graph.output] == ['bbox_scores']
+    assert tensorrt_issues(model) == []
+    args = ['--image_dir', os.path.dirname(images[0]), '--output_dir', str(tmp_path / 'out')]
+    got = infer_onnx.main(['--onnx_file', os.path.join(export_dir, 'model.onnx'), '--infer_cfg',
+                           os.path.join(export_dir, 'infer_cfg.yml')] + args)
+    ref = paddle_infer.main(['--model_dir', exports['nms']] + args)
+    assert_same_detections([got[p] for p in images], [ref[p] for p in images])
 
 
 def test_infer_onnx_errors(exports, tmp_path, capsys):
