@@ -684,3 +684,54 @@ def test_assign_needs_preds_for_tal_and_matching_classes():
         TaskAlignedAssigner().assign(priors, gts, Preds(paddle.zeros([1, 16, 3]),
                                                         paddle.zeros([1, 16, 4])))
     assert not ATSSAssigner(topk=3).assign(priors, gts).ignore_mask.numpy().any()
+
+
+class HostSyncs(object):
+    """Counts host synchronisations while active: a device value read on the host
+    (``numpy``, ``item``, ``tolist``, ``bool``/``int``/``float``/``index`` of a tensor) or a shape
+    that depends on one (``paddle.nonzero``, ``masked_select``)."""
+    METHODS = ('numpy', 'item', 'tolist', '__bool__', '__int__', '__float__', '__index__')
+
+    def __enter__(self):
+        self.count, self.saved, self.depth = 0, [], 0
+        for owner, names in ((paddle.Tensor, self.METHODS), (paddle, ('nonzero', 'masked_select'))):
+            for name in names:
+                original = getattr(owner, name)
+                self.saved.append((owner, name, original))
+                setattr(owner, name, self._counting(original))
+        return self
+
+    def _counting(self, original):
+        def wrapper(*args, **kwargs):
+            self.count += self.depth == 0  # nested calls (bool -> numpy) count once
+            self.depth += 1
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.depth -= 1
+        return wrapper
+
+    def __exit__(self, *exc):
+        for owner, name, original in self.saved:
+            setattr(owner, name, original)
+
+
+@pytest.mark.parametrize('cls, kwargs, syncs', [
+    (ATSSAssigner, dict(impl='dense'), 0),
+    (TaskAlignedAssigner, dict(impl='dense'), 0),
+    (ATSSAssigner, dict(conflict='claimants'), 0),
+    (ATSSAssigner, dict(), 1),                        # how many priors are contested
+    (TaskAlignedAssigner, dict(conflict='claimants'), 1),  # how many candidate pairs
+    (TaskAlignedAssigner, dict(), 2),                 # both
+])
+def test_host_synchronisations_per_assign_call(cls, kwargs, syncs):
+    from ppdet_lite.modeling.assigners import GTs, Preds, Priors
+    d = random_batch(np.random.default_rng(31), num_gts=12, num_classes=BG, integer=True)
+    priors = Priors(d['points'], d['anchors'], None, d['counts'], [(16, 16), (8, 8), (4, 4)])
+    gts = GTs(d['gt_labels'], d['gt_bboxes'], d['pad_gt_mask'])
+    preds = Preds(d['pred_scores'], d['pred_bboxes'])
+    assigner = cls(num_classes=BG, **kwargs)
+    with HostSyncs() as counter:
+        result = assigner.assign(priors, gts, preds)
+    assert counter.count == syncs
+    assert result.positive_mask.numpy().any()

@@ -25,8 +25,9 @@ For every real GT box (padded slots never get a prior):
 Why ``conflict='ppdet'`` is the default: PP-YOLOE configs and PaddleDetection's trained models use
 it, and it keeps ``tests/test_ppdet_golden.py`` (PaddleDetection 2.6's own outputs) equal.
 
-Rounding: distances are compared squared (no square root) and every compared value is computed by
-correctly rounded float32 operations, so both implementations rank the same numbers.
+Rounding: distances are compared squared (no square root), IoUs come from correctly rounded
+float32 operations, and the threshold is reduced from the same ``[B, n, K]`` layout in both
+implementations, so both compare the same numbers.
 """
 
 import numpy as np
