@@ -23,7 +23,8 @@ For every real GT box (padded slots never get a prior):
    ``gts.scores`` (1 without them).
 
 Why ``conflict='ppdet'`` is the default: PP-YOLOE configs and PaddleDetection's trained models use
-it, and it keeps ``tests/test_ppdet_golden.py`` (PaddleDetection 2.6's own outputs) equal.
+it, and PaddleDetection 2.6's own outputs are reproduced with it (``tests/test_ppdet_golden.py``,
+and ``tests/test_validation.py``'s options cases, where ``'claimants'`` changes TAL's labels).
 
 Rounding: distances are compared squared (no square root), IoUs come from correctly rounded
 float32 operations, and the threshold is reduced from the same ``[B, n, K]`` layout in both

@@ -21,7 +21,8 @@ For every real GT box (padded slots never get a prior):
    metric ``t / (max t + eps) * max u``, the maxima over the GT's final positives.
 
 Why ``conflict='ppdet'`` is the default: PP-YOLOE configs and PaddleDetection's trained models use
-it, and it keeps ``tests/test_ppdet_golden.py`` (PaddleDetection 2.6's own outputs) equal.
+it, and PaddleDetection 2.6's own outputs are reproduced with it (``tests/test_ppdet_golden.py``,
+and ``tests/test_validation.py``'s options cases, where ``'claimants'`` changes TAL's labels).
 """
 
 import paddle
