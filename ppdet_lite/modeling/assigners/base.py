@@ -20,7 +20,6 @@ from collections import namedtuple
 
 import paddle
 import paddle.nn as nn
-import paddle.nn.functional as F
 
 from ..bbox_utils import generate_anchors_for_grid_cell
 
@@ -176,8 +175,11 @@ def build_result(gt_index, gts, num_classes, pos_scores=None):
         pos_scores = (paddle.ones([batch_size, num_priors], dtype='float32') if gts.scores is None
                       else paddle.take_along_axis(gts.scores.squeeze(-1), slot, axis=1))
     pos_scores = paddle.where(is_pos, pos_scores.astype('float32'), paddle.zeros_like(pos_scores))
-    one_hot = F.one_hot(labels.astype('int64'), num_classes + 1)[..., :num_classes]
-    scores = one_hot * pos_scores.unsqueeze(-1)
+    # Each prior's score goes to its class column; non-positives write their 0 into column 0.
+    column = paddle.where(is_pos, labels.astype('int64'), paddle.zeros_like(gt_index))
+    scores = paddle.put_along_axis(
+        paddle.zeros([batch_size, num_priors, num_classes], dtype='float32'),
+        column.unsqueeze(-1), pos_scores.unsqueeze(-1), axis=2)
     return AssignResult(labels, bboxes, scores, gt_index, gt_index == IGNORED)
 
 
