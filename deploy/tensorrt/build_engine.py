@@ -147,7 +147,11 @@ def main(argv=None):
     onnx_file = args.onnx_file
     try:
         if args.efficient_nms:
-            import onnx
+            try:
+                import onnx
+            except ImportError:
+                sys.exit('error: --efficient_nms edits the ONNX graph with the onnx package: '
+                         'pip install onnx')
             settings = efficient_nms.nms_settings(args.infer_cfg, args.score_threshold,
                                                   args.iou_threshold, args.max_output_boxes)
             model = efficient_nms.add_efficient_nms(onnx.load(onnx_file), **settings)

@@ -34,7 +34,6 @@ import argparse
 import sys
 
 import numpy as np
-from onnx import TensorProto, helper
 
 __all__ = ['add_efficient_nms', 'nms_settings', 'add_arguments', 'PLUGIN_OP', 'PLUGIN_DOMAIN',
            'OUTPUTS', 'main']
@@ -67,6 +66,8 @@ def add_efficient_nms(model, score_threshold, iou_threshold, max_output_boxes, b
     Raises:
         ValueError: missing outputs, or thresholds / ``max_output_boxes`` out of range.
     """
+    from onnx import TensorProto, helper  # here: build_engine.py imports this module without onnx
+
     if not (isinstance(max_output_boxes, (int, np.integer)) and max_output_boxes >= 1):
         raise ValueError(f'add_efficient_nms: max_output_boxes must be an int >= 1 (keep_top_k '
                          f'-1 has no TensorRT equivalent), got {max_output_boxes!r}')
