@@ -129,7 +129,7 @@ def build_inference_model(cfg, weights=None):
     """
     weights = weights if weights is not None else cfg.get('weights')
     if not weights:
-        raise ValueError('no weights to export: pass -o weights=path/to/model_final')
+        raise ValueError('no weights: pass -o weights=path/to/model_final')
     model = create(cfg.architecture, cfg=cfg)
     report = load_weights(model, weights)
     if report.missing or report.mismatched:
