@@ -187,12 +187,17 @@ def test_tensorrt_rule_flags_what_trtexec_refuses():
     big = helper.make_tensor('big', TensorProto.INT64, [1], [2 ** 40])
     graph = helper.make_graph(
         [helper.make_node('NonZero', ['x'], ['idx']),
-         helper.make_node('Add', ['idx', 'big'], ['y'])], 'g',
+         helper.make_node('Add', ['idx', 'big'], ['y']),
+         helper.make_node('Cast', ['x'], ['x64'], to=TensorProto.DOUBLE)], 'g',
         [helper.make_tensor_value_info('x', TensorProto.FLOAT, [4])],
-        [helper.make_tensor_value_info('y', TensorProto.INT64, [1, None])], [big])
+        [helper.make_tensor_value_info('y', TensorProto.INT64, [1, None]),
+         helper.make_tensor_value_info('x64', TensorProto.DOUBLE, [4])], [big])
     issues = tensorrt_issues(helper.make_model(graph))
-    assert len(issues) == 3
-    assert 'big' in issues[0] and 'NonZero' in issues[1] and 'output y is INT64' in issues[2]
+    assert len(issues) == 5
+    assert 'big holds values outside int32' in issues[0]
+    assert 'ai.onnx::NonZero is not in the TensorRT set' in issues[1]
+    assert 'casts to float64' in issues[2]
+    assert issues[3:] == ['graph output y is INT64', 'graph output x64 is DOUBLE']
 
 
 def test_nms_graph_outputs(exports):

@@ -270,7 +270,8 @@ def tensorrt_issues(model):
     Rules: every node is a standard-domain operator of ``TENSORRT_OPS``; no graph input or output is
     int64; INT64 initializers (shape arithmetic: Reshape targets, Concat of shape pieces, Range
     bounds) hold values that fit in int32, because TensorRT 8.x casts them to INT32 (TensorRT 10
-    reads INT64 as it is).
+    reads INT64 as it is); nothing is float64 (no initializer, Cast target or graph input/output),
+    a type TensorRT does not have.
 
     Args:
         model (onnx.ModelProto).
@@ -282,6 +283,8 @@ def tensorrt_issues(model):
     issues = []
     info32 = np.iinfo(np.int32)
     for init in model.graph.initializer:
+        if init.data_type == TensorProto.DOUBLE:
+            issues.append(f'initializer {init.name} is float64')
         if init.data_type == TensorProto.INT64:
             value = numpy_helper.to_array(init)
             if value.size and (value.min() < info32.min or value.max() > info32.max):
@@ -290,10 +293,14 @@ def tensorrt_issues(model):
         if node.domain not in ('', 'ai.onnx') or node.op_type not in TENSORRT_OPS:
             issues.append(f'{node.op_type} node {node.name or node.output[0]}: operator '
                           f'{node.domain or "ai.onnx"}::{node.op_type} is not in the TensorRT set')
+        if node.op_type == 'Cast' and any(a.name == 'to' and a.i == TensorProto.DOUBLE
+                                          for a in node.attribute):
+            issues.append(f'Cast node {node.name or node.output[0]} casts to float64')
     for kind, infos in (('input', model.graph.input), ('output', model.graph.output)):
         for info in infos:
-            if info.type.tensor_type.elem_type == TensorProto.INT64:
-                issues.append(f'graph {kind} {info.name} is INT64')
+            if info.type.tensor_type.elem_type in (TensorProto.INT64, TensorProto.DOUBLE):
+                issues.append(f'graph {kind} {info.name} is '
+                              f'{TensorProto.DataType.Name(info.type.tensor_type.elem_type)}')
     return issues
 
 
