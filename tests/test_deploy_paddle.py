@@ -1,4 +1,5 @@
-"""deploy/python: the standalone preprocessing equals ppdet_lite's TestReader transforms."""
+"""deploy/python: the standalone preprocessing equals ppdet_lite's TestReader transforms, and the
+numpy NMS for exports without NMS equals Paddle's multiclass_nms3 row for row."""
 
 import os
 import sys
@@ -11,6 +12,7 @@ from ppdet_lite.data.transforms import Decode, NormalizeImage, Permute, Resize
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(__file__), '..'))
 sys.path.insert(0, os.path.join(ROOT, 'deploy', 'python'))
+import postprocess as deploy_post  # noqa: E402
 import preprocess as deploy_pre  # noqa: E402
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -91,12 +93,6 @@ def test_unreadable_image_names_the_file(tmp_path):
 def test_unknown_op_is_named():
     with pytest.raises(ValueError, match=r"Preprocess\[1\]: unknown op type 'Mosaic'"):
         deploy_pre.Preprocessor([{'type': 'Permute'}, {'type': 'Mosaic'}])
-
-
-# ---------------------------------------------------------------------------------------------
-# post-processing of exports without NMS
-
-import postprocess as deploy_post  # noqa: E402
 
 
 def test_nms_by_hand():
