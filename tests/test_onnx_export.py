@@ -336,13 +336,15 @@ def test_nms_refuses_bad_settings():
 # ------------------------------------------------------------------------ the runners
 
 def test_infer_onnx_equals_paddle_runner(exports, images, tmp_path):
-    """Same image, same preprocessing file, same detections (NMS and no-NMS ONNX models)."""
+    """Same images, same preprocessing file, same detections (NMS and no-NMS ONNX models; the
+    ONNX runs take both images as one batch, the Paddle run one by one)."""
     ref = paddle_infer.main(['--model_dir', exports['nms'], '--image_dir',
                              os.path.dirname(images[0]), '--output_dir', str(tmp_path / 'p')])
     for key, model_dir in (('nms_onnx', exports['nms']), ('raw_onnx', exports['raw'])):
         got = infer_onnx.main(['--onnx_file', exports[key], '--infer_cfg',
                                os.path.join(model_dir, 'infer_cfg.yml'), '--image_dir',
-                               os.path.dirname(images[0]), '--output_dir', str(tmp_path / key)])
+                               os.path.dirname(images[0]), '--output_dir', str(tmp_path / key),
+                               '--batch_size', '2'])
         assert sorted(got) == sorted(ref) == sorted(images)
         assert min(len(got[p]) for p in images) > 0
         assert_same_detections([got[p] for p in images], [ref[p] for p in images])
