@@ -31,7 +31,6 @@ float32 operations, and the threshold is reduced from the same ``[B, n, K]`` lay
 implementations, so both compare the same numbers.
 """
 
-import numpy as np
 import paddle
 
 from ppdet_lite.core.workspace import register
@@ -42,8 +41,8 @@ from .conflicts import resolve_conflicts, resolve_conflicts_pairs
 from .gt_check import check_gt_inputs, gt_probe
 from .ordering import arg_best, topk_lowest_index
 from .ppdet_outputs import ppdet_outputs
-from .utils import (PRED_IOU_EPS, best_of_all_slots, contested_priors, points_in_boxes, power,
-                    squared_distance, to_host)
+from .utils import (PRED_IOU_EPS, best_of_all_slots, contested_priors, grid_shapes,
+                    points_in_boxes, power, squared_distance)
 
 __all__ = ['ATSSAssigner']
 
@@ -151,7 +150,7 @@ class ATSSAssigner(BaseAssigner):
         The level shapes are read back from the anchor centres (the first row of each level is
         the anchors sharing its first anchor's y): one more host synchronisation than ``assign``.
         """
-        level_shapes = _grid_shapes(bbox_center(anchor_bboxes), num_anchors_list)
+        level_shapes = grid_shapes(bbox_center(anchor_bboxes), num_anchors_list)
         result = self._assign(anchor_bboxes, num_anchors_list, level_shapes, gt_labels, gt_bboxes,
                               pad_gt_mask, bg_index, gt_scores, pred_bboxes)
         return ppdet_outputs(result, gt_bboxes.shape[1])
@@ -281,20 +280,6 @@ def _levels(num_anchors_list, level_shapes):
         levels.append(_Level((start, int(count), int(rows), int(cols))))
         start += int(count)
     return levels
-
-
-def _grid_shapes(centres, num_anchors_list):
-    """``[(rows, cols)]`` of row-major grid levels, from the anchor centres ``[L, 2]``."""
-    counts = [int(n) for n in num_anchors_list]
-    starts = np.cumsum([0] + counts[:-1])
-    first_row = [(centres[s:s + n, 1] == centres[s, 1]).astype('int64').sum().reshape([1])
-                 for s, n in zip(starts, counts) if n > 0]
-    widths = iter(to_host(*first_row)) if first_row else iter(())
-    shapes = []
-    for n in counts:
-        cols = int(next(widths)[0]) if n > 0 else 0
-        shapes.append((n // cols, cols) if cols else (0, 0))
-    return shapes
 
 
 def _threshold(candidate_ious):

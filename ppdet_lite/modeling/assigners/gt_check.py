@@ -2,11 +2,11 @@
 
 A class id outside the classes (``gt_class`` 3 with ``num_classes: 3``, or -1) would otherwise be
 trained silently as background, or as another anchor's class, or fail in a raw gather; a NaN box
-would poison every IoU. The value check needs the values on the host, so it is folded into the
-device-to-host copy the assigner makes anyway (its anchor grid): ``gt_probe`` computes a few
-integers on the device, ``utils.to_host`` fetches them with the anchors in one transfer, and
-``raise_for_probe`` reads them. Padded slots (``pad_gt_mask`` 0) are never checked: their content
-is arbitrary.
+would poison every IoU. The value check needs the values on the host, so it is folded into a
+device-to-host copy the assigner makes anyway (a count its fast path needs): ``gt_probe`` computes
+a few integers on the device, ``utils.to_host`` fetches them with that count in one transfer, and
+``raise_for_probe`` reads them; an implementation without host copies (``impl='dense'``) skips
+the check. Padded slots (``pad_gt_mask`` 0) are never checked: their content is arbitrary.
 """
 
 import paddle

@@ -1,5 +1,5 @@
-"""TaskAlignedAssigner: task alignment learning from TOOD (Feng et al., "TOOD: Task-aligned One-stage
-Object Detection", ICCV 2021); reference implementation PaddleDetection 2.6
+"""TaskAlignedAssigner: task alignment learning from TOOD (Feng et al., "TOOD: Task-aligned
+One-stage Object Detection", ICCV 2021); reference implementation PaddleDetection 2.6
 ``ppdet/modeling/assigners/task_aligned_assigner.py``.
 
 For every real GT box (padded slots never get a prior):
@@ -35,7 +35,7 @@ from .conflicts import resolve_conflicts, resolve_conflicts_pairs
 from .gt_check import check_gt_inputs, gt_probe, raise_for_probe
 from .ordering import monotone_bits, topk_lowest_index
 from .ppdet_outputs import ppdet_outputs
-from .utils import (INSIDE_EPS, PRED_IOU_EPS, best_of_all_slots, contested_priors,
+from .utils import (INSIDE_EPS, PRED_IOU_EPS, best_of_all_slots, contested_priors, grid_shapes,
                     points_in_boxes, power, ragged_ranges, squared_distance, to_host)
 
 __all__ = ['TaskAlignedAssigner']
@@ -406,21 +406,3 @@ def _in_topk(row, prior, metric, valid, num_rows, num_priors, k):
     zeros_below = prior - paddle.gather(below, row * (k + 1) + prior.clip(max=k))
     zero_in = paddle.logical_not(above) & (prior < k) & (m < k) & (zeros_below < k - m)
     return (above & (position < k)) | zero_in
-
-
-def grid_shapes(points, num_anchors_list):
-    """``[(rows, cols)]`` of row-major grid levels from their prior points ``[L, 2]`` (the first
-    row is the priors sharing the level's first y); one host synchronisation."""
-    counts = [int(n) for n in num_anchors_list]
-    first_row, start = [], 0
-    for n in counts:
-        if n > 0:
-            ys = points[start:start + n, 1]
-            first_row.append((ys == ys[0]).astype('int64').sum().reshape([1]))
-        start += n
-    widths = iter(to_host(*first_row)) if first_row else iter(())
-    shapes = []
-    for n in counts:
-        cols = int(next(widths)[0]) if n > 0 else 0
-        shapes.append((n // cols, cols) if cols else (0, 0))
-    return shapes

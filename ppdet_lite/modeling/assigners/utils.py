@@ -1,6 +1,6 @@
 """Pieces shared by ATSSAssigner and TaskAlignedAssigner: PaddleDetection's centre-inside rule, the
 squared centre distance, a value-wise power, ragged index ranges, the host copy that carries the GT
-check, and PaddleDetection's all-slot conflict rule.
+check, PaddleDetection's all-slot conflict rule, and the level shapes of the positional adapters.
 
 Every value an assigner compares is computed by correctly rounded float32 operations (add,
 subtract, multiply, divide) or by ``power``, so a value depends on its operands only, never on
@@ -15,7 +15,8 @@ from .conflicts import resolve_conflicts
 from .gt_check import raise_for_probe
 
 __all__ = ['INSIDE_EPS', 'PRED_IOU_EPS', 'SIMD_BLOCK', 'points_in_boxes', 'squared_distance',
-           'power', 'to_host', 'ragged_ranges', 'contested_priors', 'best_of_all_slots']
+           'power', 'to_host', 'ragged_ranges', 'contested_priors', 'best_of_all_slots',
+           'grid_shapes']
 
 # PaddleDetection's check_points_inside_bboxes default: a point must be farther than this from
 # every side of the box.
@@ -147,3 +148,22 @@ def best_of_all_slots(boxes, image, gt_bboxes, real, iou_eps):
     # Each prior as an image of one prior: claims [Q, n, 1].
     claims = paddle.gather(real, image).unsqueeze(-1)
     return resolve_conflicts(claims, ious.unsqueeze(-1), 'max')[:, 0]
+
+
+def grid_shapes(points, num_anchors_list):
+    """``[(rows, cols)]`` of row-major grid levels from their prior centres ``[L, 2]`` (the first
+    row is the priors sharing the level's first y), for the positional ``forward`` adapters,
+    which get no level shapes; one host synchronisation."""
+    counts = [int(n) for n in num_anchors_list]
+    first_row, start = [], 0
+    for n in counts:
+        if n > 0:
+            ys = points[start:start + n, 1]
+            first_row.append((ys == ys[0]).astype('int64').sum().reshape([1]))
+        start += n
+    widths = iter(to_host(*first_row)) if first_row else iter(())
+    shapes = []
+    for n in counts:
+        cols = int(next(widths)[0]) if n > 0 else 0
+        shapes.append((n // cols, cols) if cols else (0, 0))
+    return shapes
