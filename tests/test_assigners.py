@@ -735,3 +735,20 @@ def test_host_synchronisations_per_assign_call(cls, kwargs, syncs):
         result = assigner.assign(priors, gts, preds)
     assert counter.count == syncs
     assert result.positive_mask.numpy().any()
+
+
+def test_tal_topk_order_is_the_same_with_the_two_sort_fallback():
+    # _in_topk orders the pairs by one int64 key (row, t descending, prior ascending) when
+    # rows * (2 ** 31 + 1) * priors fits in int64, else by two sorts; the prior count only scales
+    # the keys, so claiming 2 ** 31 priors forces the fallback on the same pairs.
+    from ppdet_lite.modeling.assigners.task_aligned_assigner import _in_topk
+    rng = np.random.default_rng(41)
+    num = 160  # pairs of 4 GT rows over 240 priors; metrics in steps of 0.1 (ties, zeros)
+    row = paddle.to_tensor(rng.integers(0, 4, num).astype('int64'))
+    prior = paddle.to_tensor(rng.permutation(240)[:num].astype('int64'))
+    metric = paddle.to_tensor(np.round(rng.uniform(0, 1, num), 1).astype('float32'))
+    valid = paddle.to_tensor(rng.uniform(size=num) < 0.9)
+    one_key = _in_topk(row, prior, metric, valid, 4, 240, 5).numpy()
+    two_sorts = _in_topk(row, prior, metric, valid, 4, 2 ** 31, 5).numpy()
+    np.testing.assert_array_equal(one_key, two_sorts)
+    assert 0 < one_key.sum() <= 4 * 5
