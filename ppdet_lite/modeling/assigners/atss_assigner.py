@@ -34,7 +34,7 @@ implementations, so both compare the same numbers.
 import paddle
 
 from ppdet_lite.core.workspace import register
-from ..bbox_utils import bbox_center, bbox_iou
+from ..bbox_utils import batch_iou_planes, bbox_center, bbox_iou
 from ..checks import check_bool, check_choice, check_int, check_number, check_tensor
 from .base import BACKGROUND, BaseAssigner, GTs, background_result, build_result
 from .conflicts import resolve_conflicts, resolve_conflicts_pairs
@@ -213,8 +213,7 @@ class ATSSAssigner(BaseAssigner):
                                             largest=False)[1]
                 candidates.append(nearest + start)
         candidates = paddle.concat(candidates, axis=-1)  # [B, n, K]
-        ious = bbox_iou(gt_bboxes.unsqueeze(2), anchor_bboxes.reshape([1, 1, -1, 4]),
-                        ANCHOR_IOU_EPS)
+        ious = batch_iou_planes(gt_bboxes, anchor_bboxes.unsqueeze(0), ANCHOR_IOU_EPS)
         threshold = _threshold(paddle.take_along_axis(ious, candidates, axis=-1))
         is_candidate = paddle.put_along_axis(
             paddle.zeros(ious.shape, dtype='float32'), candidates,
@@ -352,7 +351,7 @@ def _force_gt_matching(gt_index, anchor_bboxes, gt_bboxes, real):
     equal IoUs) of exactly one real GT goes to that GT."""
     batch_size, num_gts = real.shape
     num_priors = anchor_bboxes.shape[0]
-    ious = bbox_iou(gt_bboxes.unsqueeze(2), anchor_bboxes.reshape([1, 1, -1, 4]), ANCHOR_IOU_EPS)
+    ious = batch_iou_planes(gt_bboxes, anchor_bboxes.unsqueeze(0), ANCHOR_IOU_EPS)
     best = arg_best(ious, axis=-1)  # [B, n]
     # Padded slots vote for a spare prior L.
     best = paddle.where(real, best, paddle.full_like(best, num_priors))

@@ -28,7 +28,7 @@ and ``tests/test_validation.py``'s options cases, where ``'claimants'`` changes 
 import paddle
 
 from ppdet_lite.core.workspace import register
-from ..bbox_utils import bbox_center, bbox_iou
+from ..bbox_utils import batch_iou_planes, bbox_center, bbox_iou
 from ..checks import check_bool, check_choice, check_int, check_number, check_tensor
 from .base import BaseAssigner, GTs, background_result, build_result
 from .conflicts import resolve_conflicts, resolve_conflicts_pairs
@@ -200,7 +200,7 @@ class TaskAlignedAssigner(BaseAssigner):
         """gt_index ``[B, L]`` from ``[B, n, L]`` tensors; no host synchronisation."""
         batch_size, num_priors, _ = pred_scores.shape
         num_gts = real.shape[1]
-        ious = bbox_iou(gts.bboxes.unsqueeze(2), pred_bboxes.unsqueeze(1), PRED_IOU_EPS)
+        ious = batch_iou_planes(gts.bboxes, pred_bboxes, PRED_IOU_EPS)
         labels = gts.labels.astype('int64').expand([batch_size, num_gts, num_priors])
         scores = paddle.take_along_axis(pred_scores.transpose([0, 2, 1]), labels, axis=1)
         metric = self._metric(scores, ious)

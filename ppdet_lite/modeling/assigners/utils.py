@@ -10,7 +10,7 @@ where it sits in a tensor: the fast and dense implementations then rank the same
 import numpy as np
 import paddle
 
-from ..bbox_utils import bbox_iou
+from ..bbox_utils import batch_iou_planes
 from .conflicts import resolve_conflicts
 from .gt_check import raise_for_probe
 
@@ -144,10 +144,10 @@ def best_of_all_slots(boxes, image, gt_bboxes, real, iou_eps):
     Returns:
         Tensor: ``[Q]`` int64 winning slot.
     """
-    ious = bbox_iou(paddle.gather(gt_bboxes, image), boxes.unsqueeze(1), iou_eps)  # [Q, n]
-    # Each prior as an image of one prior: claims [Q, n, 1].
+    # Each prior as an image of one prior: IoUs and claims [Q, n, 1].
+    ious = batch_iou_planes(paddle.gather(gt_bboxes, image), boxes.unsqueeze(1), iou_eps)
     claims = paddle.gather(real, image).unsqueeze(-1)
-    return resolve_conflicts(claims, ious.unsqueeze(-1), 'max')[:, 0]
+    return resolve_conflicts(claims, ious, 'max')[:, 0]
 
 
 def grid_shapes(points, num_anchors_list):
