@@ -31,6 +31,8 @@ float32 operations, and the threshold is reduced from the same ``[B, n, K]`` lay
 implementations, so both compare the same numbers.
 """
 
+from collections import namedtuple
+
 import paddle
 
 from ppdet_lite.core.workspace import register
@@ -261,22 +263,17 @@ class ATSSAssigner(BaseAssigner):
                                            contested // num_priors, gts.bboxes, real,
                                            ANCHOR_IOU_EPS)
                 gt_index = paddle.scatter(gt_index, contested, winner)
-        return gt_index[:num_flat].reshape([batch_size, num_priors])
+        return gt_index.reshape([batch_size, num_priors])
 
 
-class _Level(tuple):
-    """(start, size, rows, cols) of one FPN level."""
-    __slots__ = ()
-    start = property(lambda self: self[0])
-    size = property(lambda self: self[1])
-    rows = property(lambda self: self[2])
-    cols = property(lambda self: self[3])
+_Level = namedtuple('_Level', ['start', 'size', 'rows', 'cols'])
+_Level.__doc__ = """One FPN level: priors ``[start, start + size)`` on a ``rows x cols`` grid."""
 
 
 def _levels(num_anchors_list, level_shapes):
     levels, start = [], 0
     for count, (rows, cols) in zip(num_anchors_list, level_shapes):
-        levels.append(_Level((start, int(count), int(rows), int(cols))))
+        levels.append(_Level(start, int(count), int(rows), int(cols)))
         start += int(count)
     return levels
 

@@ -25,6 +25,8 @@ it, and PaddleDetection 2.6's own outputs are reproduced with it (``tests/test_p
 and ``tests/test_validation.py``'s options cases, where ``'claimants'`` changes TAL's labels).
 """
 
+from collections import namedtuple
+
 import paddle
 
 from ppdet_lite.core.workspace import register
@@ -296,7 +298,7 @@ class TaskAlignedAssigner(BaseAssigner):
                                            contested // num_priors, gts.bboxes, real,
                                            PRED_IOU_EPS)
                 gt_index = paddle.scatter(gt_index, contested, winner)
-        return gt_index[:num_flat].reshape([batch_size, num_priors])
+        return gt_index.reshape([batch_size, num_priors])
 
     def _level_span(self, anchor_points, start, rows, cols, gt_boxes, level):
         """The rectangle of level cells holding each GT's candidates (a superset with
@@ -343,20 +345,9 @@ class TaskAlignedAssigner(BaseAssigner):
                 paddle.take_along_axis(max_iou, slot, axis=1))
 
 
-class _Span(tuple):
-    """One level's candidate rectangles: ``start``, ``cols`` (ints); per GT row ``col``,
-    ``num_cols`` (>= 1, for the division), ``row`` and ``count`` (cells) int64 ``[B * n]``."""
-    __slots__ = ()
-
-    def __new__(cls, start, cols, col, num_cols, row, count):
-        return super().__new__(cls, (start, cols, col, num_cols, row, count))
-
-    start = property(lambda self: self[0])
-    cols = property(lambda self: self[1])
-    col = property(lambda self: self[2])
-    num_cols = property(lambda self: self[3])
-    row = property(lambda self: self[4])
-    count = property(lambda self: self[5])
+_Span = namedtuple('_Span', ['start', 'cols', 'col', 'num_cols', 'row', 'count'])
+_Span.__doc__ = """One level's candidate rectangles: ``start``, ``cols`` (ints); per GT row ``col``,
+``num_cols`` (>= 1, for the division), ``row`` and ``count`` (cells) int64 ``[B * n]``."""
 
 
 def _strictly_inside(low, high, coords, eps):
