@@ -25,7 +25,7 @@ def close(actual, expected, rtol=1e-6, atol=1e-7):
 def test_every_public_function_is_covered():
     tested = {'bbox_center', 'bbox_area', 'bbox_iou', 'iou_similarity', 'batch_iou_similarity',
               'bbox_giou', 'distance2bbox', 'batch_distance2bbox', 'bbox2distance', 'grid_points',
-              'generate_anchors_for_grid_cell', 'batch_max_iou', 'batch_iou_planes'}
+              'generate_anchors_for_grid_cell', 'batch_max_iou', 'batch_iou_planes', 'plane_iou'}
     assert set(bbox_utils.__all__) == tested
 
 
@@ -296,3 +296,18 @@ def test_batch_iou_planes_is_the_pairwise_iou_of_each_image():
     np.testing.assert_array_equal(
         bbox_utils.batch_iou_planes(t(a), t(b)).numpy(),
         bbox_utils.batch_iou_similarity(t(a), t(np.repeat(b, 3, axis=0))).numpy())
+
+
+def test_plane_iou_is_bbox_iou_on_coordinate_planes():
+    # [0, 0, 10, 10] with [5, 5, 15, 15]: overlap 5 * 5 = 25, union 100 + 100 - 25 = 175;
+    # with [20, 0, 30, 10]: no overlap; an inverted box has area 0: IoU 0
+    a = t([[0, 0, 10, 10], [0, 0, 10, 10], [0, 0, 10, 10]])
+    b = t([[5, 5, 15, 15], [20, 0, 30, 10], [10, 10, 0, 0]])
+    close(bbox_utils.plane_iou(a.unbind(-1), b.unbind(-1)), [25 / 175, 0, 0])
+    rng = np.random.RandomState(2)
+    boxes = rng.uniform(0, 50, (2, 300, 4)).astype('float32')
+    boxes[..., 2:] += rng.uniform(-5, 30, (2, 300, 2)).astype('float32')   # some inverted
+    # the same float32 operations as bbox_iou: the same values, bit for bit
+    np.testing.assert_array_equal(
+        bbox_utils.plane_iou(t(boxes[0]).unbind(-1), t(boxes[1]).unbind(-1), 1e-9).numpy(),
+        bbox_utils.bbox_iou(t(boxes[0]), t(boxes[1]), 1e-9).numpy())
