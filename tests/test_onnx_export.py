@@ -227,6 +227,27 @@ def test_raw_outputs_equal_paddle_inference(exports, height, width):
     assert scores.std() > 0.05  # the outputs depend on the input
 
 
+def test_plain_paddle2onnx_command_converts_the_raw_export(exports, tmp_path):
+    """SPEC 1.5: users run paddle2onnx by hand on the export directory. The neck's 2x upsampling
+    scale is a float32 constant in the traced program (a Python float would be a float64
+    attribute, which paddle2onnx 2.1 refuses), so the command succeeds and the model agrees."""
+    import subprocess
+    from ppdet_lite.engine.export import find_model_file
+    model_file, params_file = find_model_file(exports['raw'])
+    save_file = str(tmp_path / 'by_hand.onnx')
+    command = [os.path.join(os.path.dirname(sys.executable), 'paddle2onnx'),
+               '--model_dir', exports['raw'], '--model_filename', os.path.basename(model_file),
+               '--params_filename', os.path.basename(params_file), '--opset_version', '11',
+               '--save_file', save_file, '--optimize_tool', 'None']
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    feed = network_inputs(2, 160, 224, seed=5)
+    ref_boxes, ref_scores = paddle_run(exports['raw'], feed)
+    boxes, scores = ort_run(save_file, feed)
+    np.testing.assert_allclose(scores, ref_scores, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(boxes, ref_boxes, rtol=0, atol=1e-5 * np.abs(ref_boxes).max())
+
+
 def test_nms_equals_paddle_at_batch_2_for_every_class(exports):
     """The batch-2, multi-class case paddle2onnx's own multiclass_nms3 conversion gets wrong (it
     does not even load at batch 2): the ONNX NMS model gives Paddle Inference's NMS model's

@@ -249,8 +249,7 @@ def _trace_safe():
     shapes (-1 where dynamic, which they skip); converted, a dynamic size would be a graph
     value that a Python ``if`` cannot test."""
     from ppdet_lite.modeling import checks
-    from ppdet_lite.modeling.necks import custom_pan
-    paddle.jit.ignore_module([checks, custom_pan])
+    paddle.jit.ignore_module([checks])
 
 
 def export_model(cfg, output_dir='output_inference', exclude_nms=None, exclude_post_process=None,

@@ -24,10 +24,7 @@ Inputs keep the Paddle export's names and shapes, each with a doc string: ``imag
 ``scale_factor [B, 2]`` and, when the program reads it, ``im_shape [B, 2]`` (PP-YOLOE does not, so its
 export has no ``im_shape`` input).
 
-Repairs of paddle2onnx 2.1.0 output on Paddle 3.x programs:
-- Paddle 3.3 stores the ``scale`` attribute of ``nearest_interp`` / ``bilinear_interp`` (the neck's
-  2x upsampling) as float64, which paddle2onnx 2.1.0 refuses ("the 0th elementwise MUST be
-  ir::FloatAttribute"): a copy of ``model.json`` with float32 scales is converted instead.
+Tidying of paddle2onnx 2.1.0's output:
 - outputs get the model's names (``bbox``/``scores``, ``bbox``/``bbox_num``, or ``bbox_scores`` for
   ``exclude_post_process``) instead of ``fetch_name_0``...; dynamic axes get readable names (``batch``,
   ``height``, ``width``, ``num_anchors``); paddle2onnx's Constant and Identity nodes are folded away.
@@ -38,7 +35,6 @@ graphs, ONNX Runtime equal to Paddle Inference).
 """
 
 import inspect
-import json
 import os
 import shutil
 import tempfile
@@ -85,36 +81,6 @@ def _check_nms(nms):
         raise ValueError(f'export_onnx: MultiClassNMS(normalized={nms.get("normalized")}, '
                          f'nms_eta={nms.get("nms_eta")}) has no ONNX equivalent; the ONNX NMS '
                          f'needs normalized=True and nms_eta=1.0')
-
-
-def _repair_pir_json(src, dst):
-    """Copy a PIR ``model.json`` with the interpolation ``scale`` attributes as float32.
-
-    Returns:
-        number of values changed.
-    """
-    with open(src) as f:
-        program = json.load(f)
-    changed = 0
-    stack = [program]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-            continue
-        if not isinstance(node, dict):
-            continue
-        if str(node.get('#', '')).endswith('_interp'):
-            for attr in node.get('A', []):
-                if attr.get('N') == 'scale':
-                    for item in attr['AT'].get('D', []):
-                        if item.get('#') == '0.a_f64':
-                            item['#'] = '0.a_f32'
-                            changed += 1
-        stack.extend(node.values())
-    with open(dst, 'w') as f:
-        json.dump(program, f, separators=(',', ':'))
-    return changed
 
 
 def _run_paddle2onnx(model_file, params_file, save_file, opset_version):
@@ -218,10 +184,6 @@ def paddle_to_onnx(model_dir, save_file, opset_version=11, nms=None):
     model_file, params_file = find_model_file(model_dir)
     work = tempfile.mkdtemp(prefix='ppdet_lite_onnx_')
     try:
-        if model_file.endswith('.json'):
-            repaired = os.path.join(work, 'model.json')
-            _repair_pir_json(model_file, repaired)
-            model_file = repaired
         raw_file = os.path.join(work, 'raw.onnx')
         _run_paddle2onnx(model_file, params_file, raw_file, opset_version)
         model = onnx.load(raw_file)

@@ -36,7 +36,7 @@ def multiclass_nms(bboxes, scores, score_threshold, nms_top_k, keep_top_k, nms_t
             scores whose shapes do not fit together (checked statically).
     Returns:
         out: [N, 6] float32 rows (class, score, x1, y1, x2, y2), images concatenated in order and
-            each image's rows by descending score;
+            each image's rows by class id, then by descending score (Paddle's kernel order);
         index: [N, 1] int32 position of each row's box in the flattened ``[B * M]`` input;
         nms_rois_num: [B] int32 rows per image.
     """

@@ -213,7 +213,7 @@ class CustomCSPPAN(nn.Layer):
             route = self.fpn_stages[i](block)
             fpn_feats.append(route)
             if i < self.num_blocks - 1:
-                route = F.interpolate(self.fpn_routes[i](route), scale_factor=2.,
+                route = F.interpolate(self.fpn_routes[i](route), scale_factor=_upsample_scale(),
                                       data_format=self.data_format)
 
         pan_feats = [fpn_feats[-1]]
@@ -224,6 +224,7 @@ class CustomCSPPAN(nn.Layer):
             pan_feats.append(route)
         return pan_feats[::-1]
 
+    @paddle.jit.not_to_static
     def _check_inputs(self, blocks):
         """Static checks: the channels, and sizes that halve exactly, so the top-down concat fits."""
         owner = 'CustomCSPPAN'
@@ -253,3 +254,12 @@ class CustomCSPPAN(nn.Layer):
     def out_shape(self):
         """Channels of the outputs, coarse to fine (strides are the inputs' reversed)."""
         return [ShapeSpec(channels=c) for c in self._out_channels]
+
+
+def _upsample_scale():
+    """The 2x scale of the top-down path: a Python float when running eagerly (no device
+    tensor, no synchronisation); a float32 constant in a traced program, where Paddle 3 would
+    store a Python float as a float64 attribute that paddle2onnx 2.1 and oneDNN refuse."""
+    if paddle.in_dynamic_mode():
+        return 2.
+    return paddle.full([2], 2., dtype='float32')
