@@ -51,6 +51,10 @@ _ppdet_lite_env() {
     fi
     "$PY" -m pip install -q -r "$ROOT/requirements.txt" >&2 || return 1
     "$PY" -m pip install -q "$paddle_spec" >&2 || return 1
+    if "$PY" -c "import sys, paddle; sys.exit(not paddle.__version__.startswith('2.'))" 2>/dev/null; then
+        # paddle2onnx 2.x (requirements.txt) needs Paddle 3; 1.2.x converts Paddle 2.6 exports
+        "$PY" -m pip install -q "paddle2onnx>=1.2.3,<1.3" >&2 || return 1
+    fi
     "$PY" -m pip install -q --no-deps -e "$ROOT" >&2 || return 1
     "$PY" -c "import paddle; print('env.sh: Paddle', paddle.__version__, file=__import__('sys').stderr)" || return 1
     echo "$key" > "$stamp"
