@@ -63,20 +63,23 @@ HAND_PREDS = np.array([[0, 0, 10, 10],     # 1.0
                        [5, 0, 15, 10],     # 50 / 150 = 1/3
                        [0, 0, 10, 10],     # 1.0
                        [0, 0, 1, 1], [0, 0, 1, 1]], 'float32')
+HAND_TARGETS = np.array([0.9, 0.2, 0.6, 0.0, 0.0], 'float32')
 
 
 def test_per_gt_stats_counts_slots_not_boxes():
-    stats = assign_vis.per_gt_stats(HAND_INDEX, HAND_GT, HAND_PRIORS, [16, 8], [2, 3], HAND_PREDS)
+    stats = assign_vis.per_gt_stats(HAND_INDEX, HAND_GT, HAND_PRIORS, [16, 8], [2, 3], HAND_PREDS,
+                                    HAND_TARGETS)
     approx = lambda v: pytest.approx(v, rel=1e-6)  # noqa: E731
     assert stats == [
-        GTStats({16: 1, 8: 0}, 1, approx(0.5), approx(1.0)),
-        GTStats({16: 1, 8: 1}, 2, approx((0.25 + 0.5) / 2), approx((1 / 3 + 1.0) / 2)),
-        GTStats({16: 0, 8: 0}, 0, None, None)]
+        GTStats({16: 1, 8: 0}, 1, approx(0.5), approx(1.0), approx(0.9)),
+        GTStats({16: 1, 8: 1}, 2, approx((0.25 + 0.5) / 2), approx((1 / 3 + 1.0) / 2),
+                approx((0.2 + 0.6) / 2)),
+        GTStats({16: 0, 8: 0}, 0, None, None, None)]
     assert assign_vis.gts_without_positives(stats) == [2]
     ignored = HAND_INDEX == -2
     assert assign_vis.ignored_per_level(ignored, [16, 8], [2, 3]) == {16: 0, 8: 1}
     no_preds = assign_vis.per_gt_stats(HAND_INDEX, HAND_GT, HAND_PRIORS, [16, 8], [2, 3])
-    assert [s.iou_pred for s in no_preds] == [None, None, None]
+    assert [(s.iou_pred, s.target) for s in no_preds] == [(None, None)] * 3
 
 
 def test_per_gt_stats_rejects_a_slot_beyond_the_gts():
@@ -87,15 +90,18 @@ def test_per_gt_stats_rejects_a_slot_beyond_the_gts():
 
 
 def test_table_rows():
-    stats = assign_vis.per_gt_stats(HAND_INDEX, HAND_GT, HAND_PRIORS, [16, 8], [2, 3], HAND_PREDS)
+    stats = assign_vis.per_gt_stats(HAND_INDEX, HAND_GT, HAND_PRIORS, [16, 8], [2, 3], HAND_PREDS,
+                                    HAND_TARGETS)
     table = assign_vis.format_table('== hand', stats, {16: 0, 8: 1}, HAND_GT, [4, 4, 2], [16, 8])
     lines = table.split('\n')
     assert lines[0] == '== hand'
     assert lines[1].split() == ['GT', 'class', 'box', 'x1,y1,x2,y2', 's16', 's8', 'total', 'IoU',
-                                'prior', 'IoU', 'pred']
-    assert lines[2].split() == ['#0', '4', '0.0,0.0,10.0,10.0', '1', '0', '1', '0.500', '1.000']
-    assert lines[3].split() == ['#1', '4', '0.0,0.0,10.0,10.0', '1', '1', '2', '0.375', '0.667']
-    assert lines[4].split() == ['#2', '2', '20.0,20.0,30.0,30.0', '0', '0', '0', '-', '-']
+                                'prior', 'IoU', 'pred', 'target']
+    assert lines[2].split() == ['#0', '4', '0.0,0.0,10.0,10.0', '1', '0', '1', '0.500', '1.000',
+                                '0.900']
+    assert lines[3].split() == ['#1', '4', '0.0,0.0,10.0,10.0', '1', '1', '2', '0.375', '0.667',
+                                '0.400']
+    assert lines[4].split() == ['#2', '2', '20.0,20.0,30.0,30.0', '0', '0', '0', '-', '-', '-']
     assert lines[5].split() == ['ignored', 'priors', '0', '1', '1']
     assert lines[6] == 'GT without positives: #2'
 
@@ -177,7 +183,7 @@ def direct_assign(name, predictions, gt_boxes=SCALED, classes=CLASSES, **kwargs)
               paddle.to_tensor(gt_boxes[None]), paddle.ones([1, n, 1]))
     result = getattr(zoo, name)(num_classes=5, **kwargs).assign(
         priors, gts, Preds(predictions.scores, predictions.boxes))
-    return priors, result.gt_index.numpy()[0], result.ignore_mask.numpy()[0]
+    return priors, result.gt_index.numpy()[0], result.ignore_mask.numpy()[0], result
 
 
 def test_png_has_a_column_per_assigner_and_a_row_per_level(scene):
@@ -220,7 +226,10 @@ def test_untrained_predictions_are_the_documented_prior(scene):
 @pytest.mark.parametrize('name', NAMES)
 def test_stats_count_the_assigners_own_gt_index(scene, name):
     result, _ = scene
-    priors, gt_index, ignored = direct_assign(name, result.predictions)
+    priors, gt_index, ignored, own = direct_assign(name, result.predictions)
+    # each prior's classification target at the class of its GT (positives only are read)
+    labels = np.clip(own.assigned_labels.numpy()[0], 0, 4)
+    target = np.take_along_axis(own.assigned_scores.numpy()[0], labels[:, None], axis=1)[:, 0]
     level = np.repeat([0, 1, 2], COUNTS)
     pred_boxes = result.predictions.boxes.numpy()[0]
     for g in range(3):
@@ -234,6 +243,7 @@ def test_stats_count_the_assigners_own_gt_index(scene, name):
                 own_iou(priors.boxes.numpy()[mine], SCALED[g]).mean(), rel=1e-5)
             assert got.iou_pred == pytest.approx(own_iou(pred_boxes[mine], SCALED[g]).mean(),
                                                  rel=1e-5)
+            assert got.target == pytest.approx(target[mine].mean(), rel=1e-6)
     assert result.ignored[name] == {s: int((ignored & (level == i)).sum())
                                     for i, s in enumerate(STRIDES)}
     # the tiny GT holds no prior point: reported by the point-in-box assigners
@@ -295,7 +305,7 @@ def test_ignored_priors_are_counted_printed_and_drawn(image_path, tmp_path):
     level = np.repeat([0, 1, 2], COUNTS)
     report = vis_assign.format_report(result, 'scene.png', (240, 320, 3))
     for column, (a, (name, (_, kwargs))) in enumerate(zip(result.assignments, specs.items())):
-        _, _, ignored = direct_assign(name, result.predictions, **kwargs)
+        _, _, ignored, _ = direct_assign(name, result.predictions, **kwargs)
         expected = {s: int((ignored & (level == i)).sum()) for i, s in enumerate(STRIDES)}
         assert result.ignored[a.name] == expected and sum(expected.values()) > 0, name
         block = report.split(f'== {a.name} ')[1].split('\n')

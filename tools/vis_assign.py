@@ -3,8 +3,8 @@
 image's GT boxes, level by level, side by side.
 
     python tools/vis_assign.py -c configs/ppyoloe/ppyoloe_crn_s_shapes.yml --index 0 \\
-        [--dataset EvalDataset] \\
-        [--assigners ATSSAssigner TaskAlignedAssigner "{name: SimOTAAssigner, center_radius: 2.0}"] \\
+        [--dataset EvalDataset] [--assigners ATSSAssigner TaskAlignedAssigner \\
+                                 "{name: SimOTAAssigner, center_radius: 2.0}"] \\
         [--input_size 256] [--zoom 2] [--output_dir output/vis_assign] \\
         [-o weights=output/ppyoloe_crn_s_shapes/model_final PPYOLOEHead.static_assigner.topk=7]
     python tools/vis_assign.py -c CFG --image demo.jpg --gt "48,240,195,371,2;8,187,143,280,0"
@@ -55,8 +55,9 @@ Outputs: ``<output_dir>/<image stem>_assign.png``: a column per assigner, a row 
 GT boxes, each positive prior as a dot in its GT's colour linked to the GT's centre, ignored
 priors as grey crosses, the level's prior grid as small grey dots. A table per assigner: for each
 GT slot its positives per level and in total, the mean IoU with the GT of the positives' prior
-boxes and of their predicted boxes, then the ignored priors per level and the GTs left without
-positives; then a summary row per assigner. ``inspect_assignment`` returns the same numbers.
+boxes and of their predicted boxes, their mean classification target (soft score), then the
+ignored priors per level and the GTs left without positives; then a summary row per assigner.
+``inspect_assignment`` returns the same numbers.
 """
 
 import copy
@@ -396,7 +397,8 @@ def inspect_assignment(cfg, image, gt, specs, input_size, weights=None):
     strides, counts = [int(s) for s in head.fpn_strides], priors.num_anchors_list
     prior_boxes, pred_boxes = priors.boxes.numpy(), predictions.boxes.numpy()[0]
     stats = {a.name: per_gt_stats(a.gt_index, sample.gt.boxes, prior_boxes, strides, counts,
-                                  pred_boxes) for a in assignments}
+                                  pred_boxes, a.result.assigned_scores.numpy()[0].max(axis=-1))
+             for a in assignments}
     ignored = {a.name: ignored_per_level(a.ignored, strides, counts) for a in assignments}
     without = {name: gts_without_positives(per_gt) for name, per_gt in stats.items()}
     return Inspection(sample, priors, strides, predictions, predicted_by, untrained, assignments,
@@ -413,8 +415,8 @@ def format_report(result, image_path, image_shape):
              f'{w}x{h}; boxes in network-input pixels',
              f'priors per level: {levels}',
              f'predictions: {result.predicted_by}',
-             'IoU prior / IoU pred: mean IoU with the GT of its positives\' prior boxes / '
-             'predicted boxes']
+             'IoU prior / IoU pred / target: mean IoU with the GT of its positives\' prior '
+             'boxes / predicted boxes, their mean classification target (assigned_scores)']
     for a in result.assignments:
         needs = getattr(a.assigner, 'needs_preds', False)
         title = (f'\n== {a.name} ({type(a.assigner).__name__}'

@@ -49,10 +49,12 @@ AssignmentView = namedtuple('AssignmentView', ['name', 'gt_index', 'ignored', 'n
 AssignmentView.__doc__ = """One assigner's result on one image: ``name`` (column header),
 ``gt_index [L]`` int64, ``ignored [L]`` bool, ``note`` (str, a second header line, may be '')."""
 
-GTStats = namedtuple('GTStats', ['positives', 'total', 'iou_prior', 'iou_pred'])
+GTStats = namedtuple('GTStats', ['positives', 'total', 'iou_prior', 'iou_pred', 'target'])
 GTStats.__doc__ = """One GT slot under one assigner: ``positives`` {stride: count} in the head's
 level order, ``total`` their sum, ``iou_prior`` / ``iou_pred`` the mean IoU with the GT of the
-positives' prior boxes / predicted boxes (None without positives, or without predictions)."""
+positives' prior boxes / predicted boxes, ``target`` the mean classification target of the
+positives (``AssignResult.assigned_scores`` at their class: 1 for hard targets, an IoU or a
+normalised alignment for soft ones); None without positives, or without predictions / targets."""
 
 
 def prior_levels(num_anchors_list):
@@ -68,7 +70,8 @@ def _iou_with_gt(boxes, gt_boxes, gt_index, positive):
                     paddle.to_tensor(gt_boxes[gt_index[positive]])).numpy()
 
 
-def per_gt_stats(gt_index, gt_boxes, prior_boxes, strides, num_anchors_list, pred_boxes=None):
+def per_gt_stats(gt_index, gt_boxes, prior_boxes, strides, num_anchors_list, pred_boxes=None,
+                 target_scores=None):
     """``[GTStats]`` for GT slots ``0..n-1`` of one image.
 
     Args:
@@ -77,6 +80,7 @@ def per_gt_stats(gt_index, gt_boxes, prior_boxes, strides, num_anchors_list, pre
         prior_boxes (ndarray): ``[L, 4]`` float32 x1y1x2y2 pixels.
         strides (list[int]): stride per level, pixels; ``num_anchors_list`` priors per level.
         pred_boxes (ndarray|None): ``[L, 4]`` float32 predicted boxes, pixels.
+        target_scores (ndarray|None): ``[L]`` float32 classification target of each prior.
     Raises:
         ValueError: ``gt_index`` names a slot ``>= n`` or its length is not ``L``.
     """
@@ -101,7 +105,9 @@ def per_gt_stats(gt_index, gt_boxes, prior_boxes, strides, num_anchors_list, pre
         stats.append(GTStats(
             counts, total,
             float(iou_prior[mine].mean()) if total else None,
-            float(iou_pred[mine].mean()) if total and iou_pred is not None else None))
+            float(iou_pred[mine].mean()) if total and iou_pred is not None else None,
+            float(np.asarray(target_scores)[positive][mine].mean())
+            if total and target_scores is not None else None))
     return stats
 
 
@@ -123,18 +129,19 @@ def _iou_text(value):
 
 def format_table(title, stats, ignored, gt_boxes, gt_classes, strides):
     """One assigner's table: a row per GT slot (class, box, positives per level, total, mean IoU of
-    the positives' prior and predicted boxes), the ignored priors per level, the GTs left without
-    positives. ``ignored`` is ``ignored_per_level``'s dict."""
+    the positives' prior and predicted boxes, their mean target score), the ignored priors per
+    level, the GTs left without positives. ``ignored`` is ``ignored_per_level``'s dict."""
     box_texts = [','.join(f'{v:.1f}' for v in box) for box in gt_boxes]
     box_width = max([len('box x1,y1,x2,y2')] + [len(t) for t in box_texts])
     level_cols = ''.join(f'{"s" + str(s):>6}' for s in strides)
     lines = [title,
              f'{"GT":>4} {"class":>5}  {"box x1,y1,x2,y2":<{box_width}}{level_cols}{"total":>7}'
-             f'{"IoU prior":>11}{"IoU pred":>10}']
+             f'{"IoU prior":>11}{"IoU pred":>10}{"target":>8}']
     for g, (s, box_text, cls) in enumerate(zip(stats, box_texts, gt_classes)):
         counts = ''.join(f'{s.positives[stride]:>6}' for stride in strides)
         lines.append(f'{"#" + str(g):>4} {int(cls):>5}  {box_text:<{box_width}}{counts}{s.total:>7}'
-                     f'{_iou_text(s.iou_prior):>11}{_iou_text(s.iou_pred):>10}')
+                     f'{_iou_text(s.iou_prior):>11}{_iou_text(s.iou_pred):>10}'
+                     f'{_iou_text(s.target):>8}')
     counts = ''.join(f'{ignored[stride]:>6}' for stride in strides)
     lines.append(f'{"ignored priors":<{12 + box_width}}{counts}{sum(ignored.values()):>7}')
     missing = gts_without_positives(stats)
