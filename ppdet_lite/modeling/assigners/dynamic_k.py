@@ -23,6 +23,8 @@ prior, not per pair) with the GT class's term swapped for its own.
 
 import paddle
 
+from ..bbox_utils import bbox_iou
+from .base import BACKGROUND
 from .conflicts import resolve_conflicts_pairs
 from .ordering import monotone_bits
 
@@ -38,6 +40,9 @@ _WIDTH = 256
 # of its slow path for large tensors (5x faster here).
 _CHUNK_ROWS = 16000
 LOG_CLAMP = 100.0
+# Pairs per block of the image-scope matching: Paddle's CPU elementwise kernels are ~10x faster on
+# outputs of up to 1-2 MB (int64 keys of 2**17 pairs) than on larger ones.
+_BLOCK_ELEMENTS = 2 ** 17
 
 
 def per_prior_sum(scores, fn):
@@ -113,7 +118,7 @@ def _keep_lowest(keys, slot, num_rows, width, k):
 
 
 def dynamic_k_matching(cost, iou, pair_gt, pair_prior, gt_start, gt_len, max_len, num_gts,
-                       num_flat, topk, valid=None, penalised=None, contest_all=False):
+                       num_flat, topk, valid=None, penalised=None):
     """Steps 1-3 of the module docstring.
 
     Args:
@@ -134,9 +139,6 @@ def dynamic_k_matching(cost, iou, pair_gt, pair_prior, gt_start, gt_len, max_len
             GT's ranking and among a prior's claimants). This is ``cost + M * penalised`` for any
             M larger than the cost range, computed exactly (in float32 ``cost + 1e5`` would be
             rounded to 1/128).
-        contest_all (bool): the references' conflict rule: a prior claimed by several GTs goes
-            to the lowest cost among *all* listed valid pairs of that prior, claimant or not
-            (YOLOX, PaddleDetection, NanoDet-Plus); False: among its claimants only.
     Returns:
         (Tensor, Tensor): ``[B * L]`` int64 gt_index (slot or BACKGROUND) and ``[B * L]``
         float32 IoU of each positive with its GT (0 elsewhere).
@@ -167,16 +169,6 @@ def dynamic_k_matching(cost, iou, pair_gt, pair_prior, gt_start, gt_len, max_len
     # Rows that claim nothing point at a spare prior past the end, dropped afterwards.
     spare = paddle.full_like(claim_pair, num_flat)
     claim_prior = paddle.where(claims, paddle.gather(pair_prior, claim_pair), spare)
-    if contest_all:
-        claimed = paddle.put_along_axis(paddle.zeros([num_flat + 1], dtype='int64'), claim_prior,
-                                        paddle.ones_like(claim_prior), axis=0, reduce='add')
-        contested = paddle.gather(claimed, pair_prior) > 1
-        if valid is not None:
-            contested = paddle.logical_and(contested, valid)
-        claim_pair = paddle.concat([claim_pair, index])
-        claim_prior = paddle.concat([claim_prior, paddle.where(
-            contested, pair_prior, paddle.full_like(pair_prior, num_flat))])
-        spare = paddle.full_like(claim_pair, num_flat)
     slot = paddle.gather(pair_gt, claim_pair) % num_gts
     if penalised is not None:
         # Lexicographic conflicts: a penalised claim competes only at priors without an
@@ -198,3 +190,135 @@ def dynamic_k_matching(cost, iou, pair_gt, pair_prior, gt_start, gt_len, max_len
                              paddle.where(won, paddle.gather(iou, claim_pair),
                                           paddle.zeros([claim_pair.shape[0]], dtype='float32')))
     return gt_index[:num_flat], pos_iou[:num_flat]
+
+
+def image_blocks(num_images, num_gts, num_priors):
+    """Blocks ``(b0, b1, g0, g1)`` (images ``b0:b1``, GT slots ``g0:g1``) of about
+    ``_BLOCK_ELEMENTS`` pairs that cover every (image, slot) once, in order: whole images while
+    ``n * L`` fits, else slot ranges of one image."""
+    rows = max(1, _BLOCK_ELEMENTS // max(num_priors, 1))
+    if num_gts <= rows:
+        step = max(1, rows // max(num_gts, 1))
+        return [(b, min(b + step, num_images), 0, num_gts)
+                for b in range(0, num_images, step)]
+    parts = -(-num_gts // rows)
+    size = -(-num_gts // parts)
+    return [(b, b + 1, g, min(g + size, num_gts))
+            for b in range(num_images) for g in range(0, num_gts, size)]
+
+
+def image_scope_matching(tables, candidate, real, topk):
+    """Steps 1-3 of the module docstring with the references' candidate scope: every real GT of
+    an image ranks every candidate prior of that image, and a prior claimed by several GTs goes
+    to the lowest cost among *all* real GTs of its image, claimant or not (YOLOX's and
+    PaddleDetection's ``dynamic_k_matching``, NanoDet-Plus's ``dynamic_k_matching``).
+
+    Dense over ``[B, n, L]``, by the blocks of ``image_blocks`` (no ``[B, n, L]`` tensor is
+    held whole). One int64 key per pair, ``order * n * L + l * n + g`` with ``order`` the cost's
+    float order (penalised pairs after every unpenalised one), serves both rankings: along a
+    GT's priors it orders by cost, then lowest prior index; along a prior's GTs by cost, then
+    lowest slot. Top-k runs on int64 keys, also for the IoUs (the bits of a float >= 0 order
+    like its value), as Paddle's CPU top-k is 4-5x faster on them than on float32. No host
+    synchronisation.
+
+    Args:
+        tables (callable): ``tables(b0, b1, g0, g1) -> (cost, iou, penalised)`` of the block's
+            pairs, ``[b1 - b0, g1 - g0, L]`` float32 (finite), float32 in [0, 1], and bool (the
+            pairs carrying SimOTA's outside penalty) or None.
+        candidate (Tensor): ``[B, L]`` bool, the candidate priors of each image.
+        real (Tensor): ``[B, n]`` bool, the real GT slots.
+        topk (int): IoUs summed for k.
+    Returns:
+        Tensor: ``[B * L]`` int64 gt_index (slot or BACKGROUND).
+    Raises:
+        ValueError: ``n * L`` of ``2**29`` or more (the keys would reach ``2**62``).
+    """
+    num_images, num_priors = candidate.shape
+    num_gts = real.shape[1]
+    span = num_gts * num_priors
+    if span >= 2 ** 29:
+        raise ValueError(f'image_scope_matching: {num_gts} GT slots x {num_priors} priors, '
+                         f'fewer than 2**29 supported')
+    k = min(topk, num_priors)
+    num_flat = num_images * num_priors
+    rank = paddle.arange(k, dtype='float64')
+    prior_part = (paddle.arange(num_priors, dtype='int64') * num_gts).reshape([1, 1, -1])
+    candidate = candidate.astype('int32').unsqueeze(1)
+    real = real.astype('int32').unsqueeze(2)
+    claims, slots, minima = [], [], []
+    for b0, b1, g0, g1 in image_blocks(num_images, num_gts, num_priors):
+        cost, iou, penalised = tables(b0, b1, g0, g1)
+        shape = cost.shape
+        valid = paddle.logical_and(candidate[b0:b1].expand(shape) > 0,
+                                   real[b0:b1, g0:g1].expand(shape) > 0)
+        iou_bits = paddle.view(paddle.where(valid, iou, paddle.zeros_like(iou)), 'int32')
+        top_bits = paddle.topk(iou_bits.astype('int64'), k)[0].astype('int32')
+        dynamic_k = paddle.clip(paddle.floor(
+            paddle.view(top_bits, 'float32').astype('float64').sum(-1)), min=1)
+        order = monotone_bits(cost) + _OFFSET
+        if penalised is not None:
+            order = order + penalised.astype('int64') * 2 ** 32
+        slot = paddle.arange(g0, g1, dtype='int64').reshape([1, -1, 1])
+        key = paddle.where(valid, order * span + (prior_part.expand(shape) + slot.expand(shape)),
+                           paddle.full_like(order, _NONE))
+        best = paddle.topk(key, k, largest=False)[0]
+        take = paddle.logical_and(best < _NONE, rank.expand(best.shape)
+                                  < dynamic_k.unsqueeze(-1).expand(best.shape))
+        image = paddle.arange(b0, b1, dtype='int64').reshape([-1, 1, 1]).expand(best.shape)
+        flat = image * num_priors + (best % span) // num_gts
+        claims.append(paddle.where(take, flat, paddle.full_like(flat, num_flat)).reshape([-1]))
+        slots.append(slot.expand(best.shape).reshape([-1]))
+        lowest = key.min(1)
+        if g0 > 0:
+            minima[-1] = paddle.minimum(minima[-1], lowest)
+        else:
+            minima.append(lowest)
+    claim_prior = paddle.concat(claims)
+    claim_slot = paddle.concat(slots)
+    count = paddle.put_along_axis(paddle.zeros([num_flat + 1], dtype='int64'), claim_prior,
+                                  paddle.ones_like(claim_prior), axis=0, reduce='add')[:num_flat]
+    only = paddle.put_along_axis(paddle.full([num_flat + 1], BACKGROUND, dtype='int64'),
+                                 claim_prior, claim_slot, axis=0, reduce='amax')[:num_flat]
+    cheapest = paddle.concat(minima).reshape([-1]) % num_gts
+    return paddle.where(count > 1, cheapest, only)
+
+
+def image_candidates(near, real, num_priors):
+    """``[B, L]`` bool: the priors ``near`` some real GT of their image (the references'
+    foreground mask), by the blocks of ``image_blocks``.
+
+    Args:
+        near (callable): ``near(b0, b1, g0, g1) -> [b1 - b0, g1 - g0, L]`` bool, the priors each
+            GT of the block makes candidates.
+        real (Tensor): ``[B, n]`` bool, the real GT slots.
+        num_priors (int): L.
+    """
+    union = []
+    for b0, b1, g0, g1 in image_blocks(real.shape[0], real.shape[1], num_priors):
+        found = near(b0, b1, g0, g1)
+        found = paddle.any(paddle.logical_and(
+            found, real[b0:b1, g0:g1].unsqueeze(2).expand(found.shape)), axis=1)
+        if g0 > 0:
+            union[-1] = paddle.logical_or(union[-1], found)
+        else:
+            union.append(found)
+    return paddle.concat(union)
+
+
+def matched_iou(gt_index, gt_boxes, pred_boxes, eps):
+    """``[B, L]`` float32 IoU of each positive's predicted box with its GT (0 elsewhere): the
+    values the matching's IoU tables hold for those pairs (``bbox_iou``, the same operations).
+
+    Args:
+        gt_index (Tensor): ``[B * L]`` int64 slot or negative.
+        gt_boxes (Tensor): ``[B, n, 4]``; pred_boxes (Tensor): ``[B, L, 4]``, pixels.
+        eps (float): added to the union.
+    """
+    num_images, num_gts = gt_boxes.shape[:2]
+    num_priors = pred_boxes.shape[1]
+    image = paddle.arange(num_images * num_priors, dtype='int64') // num_priors
+    row = image * num_gts + paddle.clip(gt_index, min=0)
+    iou = bbox_iou(pred_boxes.reshape([-1, 4]), paddle.gather(gt_boxes.reshape([-1, 4]), row),
+                   eps)
+    return paddle.where(gt_index >= 0, iou, paddle.zeros_like(iou)).reshape(
+        [num_images, num_priors])

@@ -4,12 +4,12 @@ of nanodet/model/head/assigner/dsl_assigner.py; seed 003)."""
 import paddle
 
 from ppdet_lite.core.workspace import register
-from ..bbox_utils import bbox_iou
+from ..bbox_utils import bbox_iou, plane_iou
 from ..checks import check_choice, check_int, check_number, check_tensor
 from .base import BACKGROUND, BaseAssigner, background_result, build_result
-from .dynamic_k import clamped_log, dynamic_k_matching, per_prior_sum
-from .grid_candidates import (every_pair, fetch_sizes, grid_axes, index_range, list_pairs,
-                              rect_counts)
+from .dynamic_k import (clamped_log, dynamic_k_matching, image_candidates, image_scope_matching,
+                        matched_iou, per_prior_sum)
+from .grid_candidates import fetch_sizes, grid_axes, index_range, list_pairs, rect_counts
 from .gt_check import check_gt_inputs
 
 __all__ = ['DynamicSoftLabelAssigner']
@@ -109,31 +109,70 @@ class DynamicSoftLabelAssigner(BaseAssigner):
         if num_gts == 0 or num_priors == 0 or batch_size == 0:
             return background_result(batch_size, num_priors, self.num_classes, gts.labels.dtype)
 
+        if self.candidate_scope == 'image':
+            return self._assign_image(priors, gts, preds)
         boxes = gts.bboxes.reshape([-1, 4])
         is_real = gts.mask.reshape([-1]) > 0
-        if self.candidate_scope == 'gt':
-            found = self._own_candidates(owner, priors, gts, boxes, is_real)
-            if found is None:
-                return build_result(paddle.full([batch_size, num_priors], BACKGROUND,
-                                                dtype='int64'), gts, self.num_classes)
-        else:
-            found = self._image_candidates(priors, boxes, is_real, num_gts)
-        gt_row, prior, candidate, gt_len, max_len = found
+        found = self._own_candidates(owner, priors, gts, boxes, is_real)
+        if found is None:
+            return build_result(paddle.full([batch_size, num_priors], BACKGROUND, dtype='int64'),
+                                gts, self.num_classes)
+        gt_row, prior, gt_len, max_len = found
         flat_prior = (gt_row // num_gts) * num_priors + prior
         iou = bbox_iou(paddle.gather(preds.bboxes.reshape([-1, 4]), flat_prior),
                        paddle.gather(boxes, gt_row), PRED_IOU_EPS)
-        cost = self._cost(preds.scores.reshape([-1, self.num_classes]), gts, gt_row, flat_prior,
-                          iou)
+        scores = preds.scores.reshape([-1, self.num_classes])
+        labels = paddle.gather(gts.labels.reshape([-1]).astype('int64'), gt_row)
+        cost = self._cost(paddle.gather(scores.reshape([-1]), flat_prior * self.num_classes
+                                        + labels),
+                          iou, paddle.gather(_background(scores), flat_prior))
         gt_index, pos_iou = dynamic_k_matching(
             cost, iou, gt_row, flat_prior, paddle.cumsum(gt_len) - gt_len, gt_len, max_len,
-            num_gts, batch_size * num_priors, self.topk, valid=candidate,
-            contest_all=self.candidate_scope == 'image')
+            num_gts, batch_size * num_priors, self.topk)
         return build_result(gt_index.reshape([batch_size, num_priors]), gts, self.num_classes,
                             pos_iou.reshape([batch_size, num_priors]))
 
+    def _assign_image(self, priors, gts, preds):
+        """``'image'`` scope, dense by blocks (``dynamic_k.image_scope_matching``) on expanded
+        operands (``bbox_utils.plane_iou``); no host synchronisation."""
+        batch_size, num_gts = gts.bboxes.shape[:2]
+        num_priors = priors.points.shape[0]
+        gt_planes = [gts.bboxes[:, :, i:i + 1] for i in range(4)]
+        points = [priors.points[:, i].reshape([1, 1, -1]) for i in range(2)]
+
+        def near(b0, b1, g0, g1):
+            shape = [b1 - b0, g1 - g0, num_priors]
+            x, y = (t.expand(shape) for t in points)
+            x1, y1, x2, y2 = (t[b0:b1, g0:g1].expand(shape) for t in gt_planes)
+            # x > x1 is NanoDet-Plus's x - x1 > 0: a float32 difference is 0 only for equal
+            # operands.
+            return (x > x1) & (y > y1) & (x < x2) & (y < y2)
+
+        real = gts.mask.squeeze(-1) > 0
+        candidate = image_candidates(near, real, num_priors)
+        background = _background(preds.scores.reshape([-1, self.num_classes])).reshape(
+            [batch_size, 1, num_priors])
+        pred_planes = [preds.bboxes[:, :, i].unsqueeze(1) for i in range(4)]
+        by_class = preds.scores.transpose([0, 2, 1]).reshape([-1, num_priors])
+        labels = gts.labels.reshape([batch_size, num_gts]).astype('int64')
+
+        def tables(b0, b1, g0, g1):
+            shape = [b1 - b0, g1 - g0, num_priors]
+            iou = plane_iou([t[b0:b1, g0:g1].expand(shape) for t in gt_planes],
+                            [t[b0:b1].expand(shape) for t in pred_planes], PRED_IOU_EPS)
+            row = (paddle.arange(b0, b1, dtype='int64').unsqueeze(1) * self.num_classes
+                   + labels[b0:b1, g0:g1])
+            p = paddle.gather(by_class, row.reshape([-1])).reshape(shape)
+            return self._cost(p, iou, background[b0:b1].expand(shape)), iou, None
+
+        gt_index = image_scope_matching(tables, candidate, real, self.topk)
+        pos_iou = matched_iou(gt_index, gts.bboxes, preds.bboxes, PRED_IOU_EPS)
+        return build_result(gt_index.reshape([batch_size, num_priors]), gts, self.num_classes,
+                            pos_iou)
+
     def _own_candidates(self, owner, priors, gts, boxes, is_real):
         """Each GT's own priors, listed from the grid (one host synchronisation):
-        ``(gt_row, prior, candidate, gt_len, max_len)``, or None without any."""
+        ``(gt_row, prior, gt_len, max_len)``, or None without any."""
         axes = grid_axes(priors)
         num_levels = axes.xs.shape[0]
         bounds = [boxes[:, i].unsqueeze(0).tile([num_levels, 1]) for i in range(4)]
@@ -146,36 +185,21 @@ class DynamicSoftLabelAssigner(BaseAssigner):
         if num_pairs == 0:
             return None
         pairs = list_pairs(axes, *rect, counts, num_pairs)
-        return pairs.gt_row, pairs.prior, None, gt_len, max_len
+        return pairs.gt_row, pairs.prior, gt_len, max_len
 
-    def _image_candidates(self, priors, boxes, is_real, num_gts):
-        """Every (GT, prior) pair of the image; candidates: the priors inside any real GT of the
-        image (no host synchronisation)."""
-        num_priors = priors.points.shape[0]
-        gt_row, prior = every_pair(boxes.shape[0], num_priors)
-        x = paddle.gather(priors.points[:, 0], prior)
-        y = paddle.gather(priors.points[:, 1], prior)
-        x1, y1, x2, y2 = (paddle.gather(boxes[:, i], gt_row) for i in range(4))
-        real = paddle.gather(is_real.astype('int32'), gt_row) > 0
-        inside = (x - x1 > 0) & (y - y1 > 0) & (x2 - x > 0) & (y2 - y > 0) & real
-        flat_prior = (gt_row // num_gts) * num_priors + prior
-        foreground = paddle.put_along_axis(
-            paddle.zeros([boxes.shape[0] // num_gts * num_priors], dtype='int32'), flat_prior,
-            inside.astype('int32'), axis=0, reduce='amax')
-        candidate = paddle.logical_and(paddle.gather(foreground, flat_prior) > 0, real)
-        gt_len = paddle.full([boxes.shape[0]], num_priors, dtype='int64')
-        return gt_row, prior, candidate, gt_len, num_priors
-
-    def _cost(self, scores, gts, gt_row, flat_prior, iou):
-        """``[P]`` cost (see ``dynamic_k``: zero-label terms summed per prior, GT class swapped)."""
-        labels = paddle.gather(gts.labels.reshape([-1]).astype('int64'), gt_row)
-        p = paddle.gather(scores.reshape([-1]), flat_prior * self.num_classes + labels)
-        # sum_k BCE(p_k, 0) * p_k**2, from the clamped logs of 1 - p_k
-        background = -per_prior_sum(scores, _p2_log_q)
+    def _cost(self, p, iou, background):
+        """Cost from the GT class's probability ``p``, the IoU and the prior's ``_background``
+        (shapes broadcast): the GT class's zero-label term swapped for its soft-label term."""
         log_p, log_q = clamped_log(p), clamped_log(1 - p)
         soft = -(iou * log_p + (1 - iou) * log_q) * (iou - p) ** 2
-        cls = paddle.gather(background, flat_prior) + log_q * (p * p) + soft
+        cls = background + log_q * (p * p) + soft
         return cls - self.iou_factor * paddle.log(iou + IOU_COST_EPS)
+
+
+def _background(scores):
+    """``[N]`` sum over the classes of BCE(p_k, 0) * p_k**2 for ``scores [N, C]``: the part of
+    the cost shared by every GT of a prior."""
+    return -per_prior_sum(scores, _p2_log_q)
 
 
 def _p2_log_q(p):

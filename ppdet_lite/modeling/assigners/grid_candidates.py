@@ -19,7 +19,7 @@ import paddle
 from .gt_check import gt_probe, raise_for_probe
 
 __all__ = ['GridAxes', 'grid_axes', 'index_range', 'rect_counts', 'fetch_sizes', 'list_pairs',
-           'Pairs', 'every_pair']
+           'Pairs']
 
 GridAxes = namedtuple('GridAxes', ['xs', 'ys', 'cols', 'starts', 'strides', 'off_grid'])
 GridAxes.__doc__ = """The prior grid of every level, levels padded to a common length.
@@ -152,14 +152,3 @@ def list_pairs(axes, c0, c1, r0, r1, counts, num_pairs):
     prior = paddle.gather(axes.starts, level) + row * paddle.gather(axes.cols, level) + col
     return Pairs(seg // num_levels, prior, col, row, level)
 
-
-def every_pair(num_rows, num_priors):
-    """Every (GT row, prior) pair, grouped by GT row: the references' candidate scope.
-
-    Returns:
-        (Tensor, Tensor): ``[num_rows * num_priors]`` int64 GT rows and priors.
-    """
-    rows = paddle.arange(num_rows, dtype='int64').unsqueeze(1)
-    priors = paddle.arange(num_priors, dtype='int64').unsqueeze(0)
-    return (rows.tile([1, num_priors]).reshape([-1]),
-            priors.tile([num_rows, 1]).reshape([-1]))

@@ -3,12 +3,12 @@
 import paddle
 
 from ppdet_lite.core.workspace import register
-from ..bbox_utils import bbox_iou
+from ..bbox_utils import bbox_iou, plane_iou
 from ..checks import check_bool, check_choice, check_int, check_number, check_tensor
 from .base import BACKGROUND, BaseAssigner, background_result, build_result
-from .dynamic_k import clamped_log, dynamic_k_matching, per_prior_sum
-from .grid_candidates import (every_pair, fetch_sizes, grid_axes, index_range, list_pairs,
-                              rect_counts)
+from .dynamic_k import (clamped_log, dynamic_k_matching, image_candidates, image_scope_matching,
+                        matched_iou, per_prior_sum)
+from .grid_candidates import fetch_sizes, grid_axes, index_range, list_pairs, rect_counts
 from .gt_check import check_gt_inputs
 
 __all__ = ['SimOTAAssigner']
@@ -132,28 +132,75 @@ class SimOTAAssigner(BaseAssigner):
         if num_gts == 0 or num_priors == 0 or batch_size == 0:
             return background_result(batch_size, num_priors, self.num_classes, gts.labels.dtype)
 
+        if self.candidate_scope == 'image':
+            return self._assign_image(priors, gts, preds)
         boxes = gts.bboxes.reshape([-1, 4])
         is_real = gts.mask.reshape([-1]) > 0
-        num_flat = batch_size * num_priors
-        if self.candidate_scope == 'gt':
-            found = self._own_candidates(owner, priors, gts, boxes, is_real)
-            if found is None:
-                return build_result(paddle.full([batch_size, num_priors], BACKGROUND,
-                                                dtype='int64'), gts, self.num_classes)
-        else:
-            found = self._image_candidates(priors, boxes, is_real, num_gts)
+        found = self._own_candidates(owner, priors, gts, boxes, is_real)
+        if found is None:
+            return build_result(paddle.full([batch_size, num_priors], BACKGROUND, dtype='int64'),
+                                gts, self.num_classes)
         gt_row, prior, candidate, in_both, gt_len, max_len = found
         flat_prior = (gt_row // num_gts) * num_priors + prior
         iou = bbox_iou(paddle.gather(preds.bboxes.reshape([-1, 4]), flat_prior),
                        paddle.gather(boxes, gt_row), PRED_IOU_EPS)
-        cost = self._cost(preds.scores.reshape([-1, self.num_classes]), gts, gt_row, flat_prior,
-                          iou)
+        scores = preds.scores.reshape([-1, self.num_classes])
+        labels = paddle.gather(gts.labels.reshape([-1]).astype('int64'), gt_row)
+        cost = self._cost(paddle.gather(scores.reshape([-1]), flat_prior * self.num_classes
+                                        + labels),
+                          iou, paddle.gather(self._background(scores), flat_prior))
         gt_index, pos_iou = dynamic_k_matching(
             cost, iou, gt_row, flat_prior, paddle.cumsum(gt_len) - gt_len, gt_len, max_len,
-            num_gts, num_flat, self.candidate_topk, valid=candidate,
-            penalised=paddle.logical_not(in_both), contest_all=self.candidate_scope == 'image')
+            num_gts, batch_size * num_priors, self.candidate_topk, valid=candidate,
+            penalised=paddle.logical_not(in_both))
         return build_result(gt_index.reshape([batch_size, num_priors]), gts, self.num_classes,
                             pos_iou.reshape([batch_size, num_priors]))
+
+    def _assign_image(self, priors, gts, preds):
+        """``'image'`` scope, dense by blocks (``dynamic_k.image_scope_matching``) on expanded
+        operands (``bbox_utils.plane_iou``); no host synchronisation."""
+        batch_size, num_gts = gts.bboxes.shape[:2]
+        num_priors = priors.points.shape[0]
+        real = gts.mask.squeeze(-1) > 0
+        gt_planes = _planes(gts.bboxes)
+        centres = ((gt_planes[0] + gt_planes[2]) / 2.0, (gt_planes[1] + gt_planes[3]) / 2.0)
+        points = [priors.points[:, i].reshape([1, 1, -1]) for i in range(2)]
+        reach = (self.center_radius * priors.strides).reshape([1, 1, -1])
+        in_both = {}
+
+        def near(b0, b1, g0, g1):
+            shape = [b1 - b0, g1 - g0, num_priors]
+            x, y, r = (t.expand(shape) for t in (*points, reach))
+            x1, y1, x2, y2, cx, cy = (t[b0:b1, g0:g1].expand(shape)
+                                      for t in (*gt_planes, *centres))
+            # x > x1 is the references' x - x1 > 0 (a float32 difference is 0 only for equal
+            # operands); cx - r is their float32 bound.
+            in_box = (x > x1) & (y > y1) & (x < x2) & (y < y2)
+            in_center = (x > cx - r) & (y > cy - r) & (x < cx + r) & (y < cy + r)
+            in_both[(b0, g0)] = paddle.logical_and(in_box, in_center)
+            return paddle.logical_or(in_box, in_center)
+
+        candidate = image_candidates(near, real, num_priors)
+        background = self._background(preds.scores.reshape([-1, self.num_classes])).reshape(
+            [batch_size, 1, num_priors])
+        pred_planes = [preds.bboxes[:, :, i].unsqueeze(1) for i in range(4)]
+        by_class = preds.scores.transpose([0, 2, 1]).reshape([-1, num_priors])
+        labels = gts.labels.reshape([batch_size, num_gts]).astype('int64')
+
+        def tables(b0, b1, g0, g1):
+            shape = [b1 - b0, g1 - g0, num_priors]
+            iou = plane_iou([t[b0:b1, g0:g1].expand(shape) for t in gt_planes],
+                            [t[b0:b1].expand(shape) for t in pred_planes], PRED_IOU_EPS)
+            row = (paddle.arange(b0, b1, dtype='int64').unsqueeze(1) * self.num_classes
+                   + labels[b0:b1, g0:g1])
+            p = paddle.gather(by_class, row.reshape([-1])).reshape(shape)
+            cost = self._cost(p, iou, background[b0:b1].expand(shape))
+            return cost, iou, paddle.logical_not(in_both.pop((b0, g0)))
+
+        gt_index = image_scope_matching(tables, candidate, real, self.candidate_topk)
+        pos_iou = matched_iou(gt_index, gts.bboxes, preds.bboxes, PRED_IOU_EPS)
+        return build_result(gt_index.reshape([batch_size, num_priors]), gts, self.num_classes,
+                            pos_iou)
 
     def _own_candidates(self, owner, priors, gts, boxes, is_real):
         """Pairs of each GT's own region, listed from the grid (one host synchronisation):
@@ -175,31 +222,6 @@ class SimOTAAssigner(BaseAssigner):
         return (pairs.gt_row, pairs.prior, paddle.logical_or(in_box, in_center),
                 paddle.logical_and(in_box, in_center), gt_len, max_len)
 
-    def _image_candidates(self, priors, boxes, is_real, num_gts):
-        """Every (GT, prior) pair of the image; candidates: the priors in the box or centre
-        region of any real GT of the image (no host synchronisation)."""
-        num_priors = priors.points.shape[0]
-        gt_row, prior = every_pair(boxes.shape[0], num_priors)
-        x = paddle.gather(priors.points[:, 0], prior)
-        y = paddle.gather(priors.points[:, 1], prior)
-        reach = paddle.gather(self.center_radius * priors.strides, prior)
-        x1, y1, x2, y2 = (paddle.gather(boxes[:, i], gt_row) for i in range(4))
-        cx = paddle.gather((boxes[:, 0] + boxes[:, 2]) / 2.0, gt_row)
-        cy = paddle.gather((boxes[:, 1] + boxes[:, 3]) / 2.0, gt_row)
-        in_box = (x - x1 > 0) & (y - y1 > 0) & (x2 - x > 0) & (y2 - y > 0)
-        in_center = ((x - (cx - reach) > 0) & (y - (cy - reach) > 0) & ((cx + reach) - x > 0)
-                     & ((cy + reach) - y > 0))
-        real = paddle.gather(is_real.astype('int32'), gt_row) > 0
-        flat_prior = (gt_row // num_gts) * num_priors + prior
-        near = paddle.logical_and(paddle.logical_or(in_box, in_center), real).astype('int32')
-        foreground = paddle.put_along_axis(paddle.zeros([boxes.shape[0] // num_gts * num_priors],
-                                                        dtype='int32'),
-                                           flat_prior, near, axis=0, reduce='amax')
-        candidate = paddle.logical_and(paddle.gather(foreground, flat_prior) > 0, real)
-        gt_len = paddle.full([boxes.shape[0]], num_priors, dtype='int64')
-        return (gt_row, prior, candidate, paddle.logical_and(in_box, in_center), gt_len,
-                num_priors)
-
     def _regions(self, axes, boxes, num_levels):
         """Index rectangles ``(c0, c1, r0, r1)``, each ``[G, nl]`` int64, of the box region, the
         centre region and their hull."""
@@ -213,25 +235,34 @@ class SimOTAAssigner(BaseAssigner):
         center = _rect(axes, cx - reach, cx + reach, cy - reach, cy + reach)
         return {'box': box, 'center': center, 'hull': _hull(box, center)}
 
-    def _cost(self, scores, gts, gt_row, flat_prior, iou):
-        """``[P]`` cost without the outside penalty (``dynamic_k_matching`` applies it): the
-        zero-target terms of all classes are summed once per prior, then the GT class's term is
-        swapped for its own (``dynamic_k``)."""
-        labels = paddle.gather(gts.labels.reshape([-1]).astype('int64'), gt_row)
-        p = paddle.gather(scores.reshape([-1]), flat_prior * self.num_classes + labels)
+    def _background(self, scores):
+        """``[N]`` the zero-target classification terms of ``scores [N, C]`` summed over the
+        classes: the part of the cost shared by every GT of a prior."""
+        if self.use_vfl:
+            # zero target: 0.75 * p**2 * BCE(p, 0)
+            return -VFL_ALPHA * per_prior_sum(scores, _p2_log_q)
+        # zero target: BCE(p, 0) = -log(1 - p)
+        return -per_prior_sum(scores, lambda q: clamped_log(1 - q))
+
+    def _cost(self, p, iou, background):
+        """Cost without the outside penalty (the matching applies it) from the GT class's
+        probability ``p``, the IoU and the prior's ``_background`` (shapes broadcast): the GT
+        class's zero-target term swapped for its own."""
         log_p, log_q = clamped_log(p), clamped_log(1 - p)
         if self.use_vfl:
-            # zero target: 0.75 * p**2 * BCE(p, 0); target u > 0: u * BCE(p, u)
-            background = -VFL_ALPHA * per_prior_sum(scores, _p2_log_q)
+            # target u > 0: u * BCE(p, u)
             negative = -VFL_ALPHA * (p * p) * log_q
             positive = -iou * (iou * log_p + (1 - iou) * log_q)
-            own = paddle.where(iou > 0, positive, negative)
-            cls = paddle.gather(background, flat_prior) - negative + own
+            cls = background - negative + paddle.where(iou > 0, positive, negative)
         else:
-            # zero target: BCE(p, 0) = -log(1 - p); target 1: BCE(p, 1) = -log(p)
-            background = -per_prior_sum(scores, lambda q: clamped_log(1 - q))
-            cls = paddle.gather(background, flat_prior) + log_q - log_p
+            # target 1: BCE(p, 1) = -log(p)
+            cls = background + log_q - log_p
         return cls * self.cls_weight - self.iou_weight * paddle.log(iou + IOU_COST_EPS)
+
+
+def _planes(boxes):
+    """``(x1, y1, x2, y2)`` planes ``[B, M, 1]`` of boxes ``[B, M, 4]``."""
+    return [boxes[:, :, i:i + 1] for i in range(4)]
 
 
 def _p2_log_q(p):
