@@ -432,6 +432,24 @@ def test_dataset_index_out_of_range(image_path, tmp_path, capsys):
     assert '--index 3 is out of range: EvalDataset has 1 records (0..0)' in capsys.readouterr().err
 
 
+def test_an_image_without_gt_has_no_positives(image_path, tmp_path):
+    anno_path = tmp_path / 'instances.json'
+    anno_path.write_text(json.dumps({
+        'images': [{'id': 1, 'file_name': os.path.basename(image_path), 'width': 320,
+                    'height': 240}],
+        'categories': [{'id': 1, 'name': 'a'}], 'annotations': []}))
+    result = vis_assign.main([
+        '-c', CONFIG, '--index', '0', '--input_size', '160', '--output_dir', str(tmp_path),
+        '--assigners', *NAMES, '-o', f'EvalDataset.dataset_dir={os.path.dirname(image_path)}',
+        'EvalDataset.image_dir=.', f'EvalDataset.anno_path={anno_path}',
+        'EvalDataset.allow_empty=true'])
+    assert result.sample.gt.boxes.shape == (0, 4)
+    for a in result.assignments:
+        assert (a.gt_index == -1).all(), a.name
+        assert result.stats[a.name] == [] and result.without_positives[a.name] == []
+    assert cv2.imread(str(tmp_path / 'scene_assign.png')).shape[1] == len(NAMES) * 320
+
+
 def test_unknown_coco_image_id(tmp_path, capsys):
     anno_path = tmp_path / 'instances.json'
     anno_path.write_text(json.dumps({'images': [], 'categories': [], 'annotations': []}))
