@@ -334,7 +334,9 @@ class TaskAlignedAssigner(BaseAssigner):
         iou = bbox_iou(gt_box, pred_bboxes, PRED_IOU_EPS)
         label = paddle.take_along_axis(gts.labels.reshape([batch_size, num_gts]).astype('int64'),
                                        slot, axis=1)
-        score = paddle.take_along_axis(pred_scores, label.unsqueeze(-1), axis=2).squeeze(-1)
+        # A flat gather: take_along_axis over the class axis is slow on [B, L, C].
+        flat = paddle.arange(batch_size * num_priors, dtype='int64') * pred_scores.shape[2]
+        score = paddle.gather(pred_scores.flatten(), flat + label.flatten()).reshape(label.shape)
         metric = self._metric(score, iou)
         # Per-GT maxima over the positives; the others report to a spare slot n.
         target = paddle.where(is_pos, slot, paddle.full_like(slot, num_gts))
