@@ -95,9 +95,9 @@ GroundTruth.__doc__ = """``boxes [n, 4]`` float32 x1y1x2y2 pixels, ``classes [n]
 Sample = namedtuple('Sample', ['image', 'gt'])
 Sample.__doc__ = """The network input: ``image [H, W, 3]`` BGR uint8 and its scaled GroundTruth."""
 
-Predictions = namedtuple('Predictions', ['scores', 'boxes', 'trained'])
+Predictions = namedtuple('Predictions', ['scores', 'boxes'])
 Predictions.__doc__ = """``scores [1, L, C]`` probabilities and ``boxes [1, L, 4]`` x1y1x2y2
-network-input pixels, float32 tensors; ``trained`` False for an untrained head's constant prior."""
+network-input pixels, float32 tensors."""
 
 Assignment = namedtuple('Assignment', ['name', 'assigner', 'result', 'gt_index', 'ignored'])
 Assignment.__doc__ = """One assigner's result: the ``AssignResult`` and its image's rows,
@@ -331,7 +331,7 @@ def _network_input(image, cfg):
     return paddle.to_tensor(x.transpose(2, 0, 1)[None].copy())
 
 
-def predict(model, image, cfg, trained):
+def predict(model, image, cfg):
     """Run ``model`` (eval mode) on the network input ``image [H, W, 3]`` BGR uint8.
 
     Returns:
@@ -344,7 +344,7 @@ def predict(model, image, cfg, trained):
         pred_bboxes, pred_scores = head.decode(head(feats))
     priors = grid_priors([f.shape[2:] for f in feats], head.fpn_strides, head.grid_cell_scale,
                          head.grid_cell_offset)
-    return priors, Predictions(pred_scores.transpose([0, 2, 1]), pred_bboxes, trained)
+    return priors, Predictions(pred_scores.transpose([0, 2, 1]), pred_bboxes)
 
 
 def run_assigner(name, assigner, gt, priors, predictions):
@@ -384,7 +384,7 @@ def inspect_assignment(cfg, image, gt, specs, input_size, weights=None):
     assigners = build_assigners(cfg, head, specs)
 
     sample = resize_sample(image, gt, input_size)
-    priors, predictions = predict(model, sample.image, cfg, trained=weights is not None)
+    priors, predictions = predict(model, sample.image, cfg)
     untrained = [] if weights is not None else [
         name for name, assigner in assigners if getattr(assigner, 'needs_preds', False)]
     predicted_by = (f'model with weights {weights}' if weights is not None else
