@@ -168,10 +168,8 @@ def display_zoom(width):
     return max(1, math.ceil(MIN_PANEL_WIDTH / width))
 
 
-def _text(canvas, text, origin, colour, scale=0.45, outline=True):
-    if outline:
-        cv2.putText(canvas, text, origin, FONT, scale, (255, 255, 255), 3, cv2.LINE_AA)
-    cv2.putText(canvas, text, origin, FONT, scale, colour, 1, cv2.LINE_AA)
+def _text(canvas, text, origin, scale=0.45):
+    cv2.putText(canvas, text, origin, FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
 
 
 def _gt_colour(g):
@@ -213,7 +211,7 @@ def _panel(background, gt_boxes, gt_classes, points, view, level_mask, stride, z
     title = f'stride {stride}: {len(positive)} positives'
     if len(ignored):
         title += f', {len(ignored)} ignored'
-    _text(panel, title, (5, 15), (0, 0, 0), outline=False)
+    _text(panel, title, (5, 15))
     return panel
 
 
@@ -223,7 +221,7 @@ def _header(width, view):
     scale = 0.5
     while scale > 0.3 and cv2.getTextSize(text, FONT, scale, 1)[0][0] > width - 10:
         scale -= 0.05
-    _text(header, text, (5, 18), (0, 0, 0), scale=scale, outline=False)
+    _text(header, text, (5, 18), scale=scale)
     return header
 
 
@@ -256,6 +254,6 @@ def draw_assignments(image, gt_boxes, gt_classes, points, strides, num_anchors_l
         panels = [_panel(background, gt_boxes, gt_classes, points, view, level == i, stride, zoom)
                   for i, stride in enumerate(strides)]
         column = np.concatenate([_header(w * zoom, view)] + panels, axis=0)
-        column[:, -1] = 0  # a dark rule between columns
+        column[:, -1] = 0  # a dark rule, so that neighbouring columns' panels read apart
         columns.append(column)
     return np.concatenate(columns, axis=1)
