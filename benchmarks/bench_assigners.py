@@ -21,8 +21,9 @@ tolist / cpu / __array__ / __bool__ / __int__ / __float__ / __index__ / nonzero`
 once). On a CPU these cost little; on a GPU each one stalls the stream. The load average is
 printed before and after: on a shared machine the figures are only as good as it.
 
-Assigners with an ``impl`` argument are measured with each of ``'fast'`` and ``'dense'``;
-``--check`` compares the two on every case (gt_index, labels, boxes identical; soft scores to
+Assigners with an ``impl`` argument are measured with each of ``'fast'`` and ``'dense'``, those
+with a ``candidate_scope`` with each of ``'image'`` and ``'gt'`` (default first);
+``--check`` compares fast and dense on every case (gt_index, labels, boxes identical; soft scores to
 1e-6 relative). Samplers are measured inside ``MaxIoUAssigner(sampler=...)`` with their
 defaults (the whole ``assign`` call). Public reference figures (torch, 2 threads, same inputs;
 from issue 12) are printed beside.
@@ -62,6 +63,9 @@ REFERENCES = {
     'DynamicSoftLabelAssigner': [('NanoDet-Plus', 328, 5355), ('mmdet', 190, 5589),
                                  ('mmyolo (batched)', 93, 529)],
 }
+# Constructor choices measured separately where an assigner has them: its implementations, and
+# SimOTA's and DSL's candidate scope (the published image-wide one, or each GT's own region).
+VARIANTS = {'impl': ('fast', 'dense'), 'candidate_scope': ('image', 'gt')}
 ASSIGNERS = ['ATSSAssigner', 'TaskAlignedAssigner', 'SimOTAAssigner', 'DynamicSoftLabelAssigner',
              'MaxIoUAssigner', 'FCOSAssigner', 'YOLOv3Assigner']
 SAMPLERS = ['RandomSampler', 'IoUBalancedNegSampler', 'OHEMSampler']
@@ -174,30 +178,38 @@ def _bool_index(tensor, index):
 # what is measured
 
 
-def _impls(cls):
-    """The ``impl`` choices of an assigner class: ``['fast', 'dense']`` or ``[None]``."""
-    if 'impl' in inspect.signature(cls.__init__).parameters:
-        return ['fast', 'dense']
-    return [None]
+def _variants(cls):
+    """Constructor arguments to measure ``cls`` with: one dict per combination of the
+    ``VARIANTS`` its constructor takes, the default value first."""
+    params = inspect.signature(cls.__init__).parameters
+    combos = [{}]
+    for arg, values in VARIANTS.items():
+        if arg in params:
+            default = params[arg].default
+            ordered = [default] + [v for v in values if v != default]
+            combos = [dict(c, **{arg: v}) for c in combos for v in ordered]
+    return combos
 
 
 def runners(only=None):
-    """``[(row label, class name, impl, fn(priors, gts, preds) -> AssignResult)]`` for the
-    assigners ``ppdet_lite.modeling.assigners`` exports, and MaxIoUAssigner with each sampler."""
+    """``[(row label, class name, constructor arguments, fn(priors, gts, preds) ->
+    AssignResult)]`` for the assigners ``ppdet_lite.modeling.assigners`` exports (each variant),
+    and MaxIoUAssigner with each sampler."""
     rows = []
     for name in ASSIGNERS:
         cls = getattr(zoo, name, None)
         if cls is None or (only and name not in only):
             continue
-        for impl in _impls(cls):
-            assigner = cls(num_classes=CLASSES, **({'impl': impl} if impl else {}))
-            rows.append((name + (f' ({impl})' if impl else ''), name, impl, assigner.assign))
+        for kwargs in _variants(cls):
+            shown = ', '.join(f'{k}={v}' for k, v in kwargs.items())
+            rows.append((name + (f' ({shown})' if shown else ''), name, kwargs,
+                         cls(num_classes=CLASSES, **kwargs).assign))
     for name in SAMPLERS:
         if not hasattr(zoo, name) or not hasattr(zoo, 'MaxIoUAssigner') or (
                 only and name not in only):
             continue
         assigner = zoo.MaxIoUAssigner(num_classes=CLASSES, sampler=name)
-        rows.append((f'MaxIoUAssigner + {name}', name, None, assigner.assign))
+        rows.append((f'MaxIoUAssigner + {name}', name, {}, assigner.assign))
     return rows
 
 
@@ -266,7 +278,7 @@ def main(argv=None):
     print('|' + ' --- |' * (len(cases) + 3))
     table = {}
     checks, sync_places = [], []
-    for row, name, impl, fn in rows:
+    for row, name, kwargs, fn in rows:
         cells, syncs, places = [], [], set()
         for label, _, _ in cases:
             call = functools.partial(fn, priors, *inputs[label])
@@ -281,11 +293,11 @@ def main(argv=None):
         if args.where:
             sync_places.append(f'{row}: ' + (', '.join(f'{what} at {where}' for what, where
                                                        in sorted(places)) or 'none'))
-        if args.check and impl == 'dense':
-            fast = next(r for r in rows if r[1] == name and r[2] == 'fast')[3]
+        if args.check and kwargs.get('impl') == 'dense':
+            fast = next(r[3] for r in rows if r[1] == name and r[2] == dict(kwargs, impl='fast'))
             for label, _, _ in cases:
                 same = compare(fast(priors, *inputs[label]), fn(priors, *inputs[label]))
-                checks.append(f'{name} {label}: fast vs dense {same}')
+                checks.append(f'{row} {label}: fast vs dense {same}')
     if not args.quick:
         print(f'* a single call (over --budget {args.budget:g} s): not a median')
     print('load average at the end %.1f' % os.getloadavg()[0])
