@@ -351,6 +351,10 @@ def test_gt_from_json_and_coco_and_dataset_index_agree(image_path, tmp_path):
         np.testing.assert_array_equal(result.sample.gt.classes, [0, 1])
         np.testing.assert_allclose(result.sample.gt.boxes, SCALED[[0, 2]], rtol=1e-6)
         assert result.stats == from_gt.stats
+    # the category names label the GT where the source has them
+    assert from_anno.sample.gt.class_names == from_index.sample.gt.class_names == ['b', 'a']
+    assert from_json.sample.gt.class_names is None
+    assert 'classes: 0 b, 1 a' in vis_assign.format_report(from_index, 'scene.png', (240, 320))
 
 
 def test_weights_give_the_models_predictions(image_path, tmp_path, capsys):

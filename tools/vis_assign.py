@@ -89,8 +89,9 @@ from ppdet_lite.utils.cli import ArgsParser, config_from_args  # noqa: E402
 IMAGENET_NORM = {'mean': [0.485, 0.456, 0.406], 'std': [0.229, 0.224, 0.225], 'is_scale': True}
 HEAD_SLOTS = ('static_assigner', 'assigner')
 
-GroundTruth = namedtuple('GroundTruth', ['boxes', 'classes'])
-GroundTruth.__doc__ = """``boxes [n, 4]`` float32 x1y1x2y2 pixels, ``classes [n]`` int64 0..C-1."""
+GroundTruth = namedtuple('GroundTruth', ['boxes', 'classes', 'class_names'], defaults=[None])
+GroundTruth.__doc__ = """``boxes [n, 4]`` float32 x1y1x2y2 pixels, ``classes [n]`` int64 0..C-1,
+``class_names`` the dataset's category name of each class id (list) or None when unknown."""
 
 Sample = namedtuple('Sample', ['image', 'gt'])
 Sample.__doc__ = """The network input: ``image [H, W, 3]`` BGR uint8 and its scaled GroundTruth."""
@@ -190,7 +191,8 @@ def load_coco_gt(anno_path, image_id, image_dir):
     coco = COCO(anno_path)
     if image_id not in coco.imgs:
         raise InspectError(f'image id {image_id} is not in {anno_path}')
-    catid2clsid = {cat: i for i, cat in enumerate(coco.getCatIds())}
+    cat_ids = coco.getCatIds()
+    catid2clsid = {cat: i for i, cat in enumerate(cat_ids)}
     boxes, classes = [], []
     for ann in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=False)):
         x, y, w, h = ann['bbox']
@@ -200,7 +202,8 @@ def load_coco_gt(anno_path, image_id, image_dir):
     if not boxes:
         raise InspectError(f'image id {image_id} of {anno_path} has no non-crowd box')
     path = os.path.join(image_dir, coco.imgs[image_id]['file_name'])
-    return path, GroundTruth(np.array(boxes, 'float32'), np.array(classes, 'int64'))
+    names = [coco.cats[cat]['name'] for cat in cat_ids]
+    return path, GroundTruth(np.array(boxes, 'float32'), np.array(classes, 'int64'), names)
 
 
 def load_dataset_gt(cfg, dataset_key, index):
@@ -223,7 +226,9 @@ def load_dataset_gt(cfg, dataset_key, index):
     record = records[index]
     boxes = np.asarray(record.get('gt_bbox', np.zeros([0, 4])), 'float32').reshape([-1, 4])
     classes = np.asarray(record.get('gt_class', np.zeros([0])), 'int64').reshape([-1])
-    return record['im_file'], GroundTruth(boxes, classes)
+    by_id = {cid: name for name, cid in (getattr(dataset, 'cname2cid', None) or {}).items()}
+    names = [by_id.get(i, str(i)) for i in range(max(by_id) + 1)] if by_id else None
+    return record['im_file'], GroundTruth(boxes, classes, names)
 
 
 def read_image(path):
@@ -242,7 +247,7 @@ def resize_sample(image, gt, input_size):
     # interpolation 2 (cubic), as the configs' Resize
     resized = cv2.resize(image, (w, h), interpolation=cv2.INTER_CUBIC)
     boxes = gt.boxes * np.array([scale_x, scale_y, scale_x, scale_y], 'float32')
-    return Sample(resized, GroundTruth(boxes, gt.classes))
+    return Sample(resized, GroundTruth(boxes, gt.classes, gt.class_names))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -417,6 +422,9 @@ def format_report(result, image_path, image_shape):
              f'predictions: {result.predicted_by}',
              'IoU prior / IoU pred / target: mean IoU with the GT of its positives\' prior '
              'boxes / predicted boxes, their mean classification target (assigned_scores)']
+    if sample.gt.class_names:
+        lines.insert(2, 'classes: ' + ', '.join(f'{c} {sample.gt.class_names[c]}' for c in
+                                               sorted(set(sample.gt.classes.tolist()))))
     for a in result.assignments:
         needs = getattr(a.assigner, 'needs_preds', False)
         title = (f'\n== {a.name} ({type(a.assigner).__name__}'
@@ -439,7 +447,8 @@ def draw(result, zoom=None):
         views.append(AssignmentView(a.name, a.gt_index, a.ignored, note))
     return draw_assignments(result.sample.image, result.sample.gt.boxes, result.sample.gt.classes,
                             result.priors.points.numpy(), result.strides,
-                            result.priors.num_anchors_list, views, zoom)
+                            result.priors.num_anchors_list, views, zoom,
+                            result.sample.gt.class_names)
 
 
 # ----------------------------------------------------------------------------------------------

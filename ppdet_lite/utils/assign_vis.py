@@ -176,7 +176,7 @@ def _gt_colour(g):
     return GT_COLOURS[g % len(GT_COLOURS)]
 
 
-def _panel(background, gt_boxes, gt_classes, points, view, level_mask, stride, zoom):
+def _panel(background, gt_boxes, gt_labels, points, view, level_mask, stride, zoom):
     """One assigner at one level: GT boxes, the level's prior grid, positives linked to their GT's
     centre in the GT's colour, ignored priors as grey crosses."""
     h, w = background.shape[:2]
@@ -193,9 +193,9 @@ def _panel(background, gt_boxes, gt_classes, points, view, level_mask, stride, z
     for a in positive:
         g = view.gt_index[a]
         cv2.line(canvas, tuple(pts[a]), tuple(centres[g]), _gt_colour(g), 1, cv2.LINE_AA)
-    for g, ((x1, y1, x2, y2), cls) in enumerate(zip(boxes, gt_classes)):
+    for g, ((x1, y1, x2, y2), name) in enumerate(zip(boxes, gt_labels)):
         cv2.rectangle(canvas, (x1, y1), (x2, y2), _gt_colour(g), 2)
-        label = f'#{g} c{int(cls)}'
+        label = f'#{g} {name}'
         (tw, th), _ = cv2.getTextSize(label, FONT, 0.4, 1)
         top = max(y1 - th - 6, 0)
         cv2.rectangle(canvas, (x1, top), (x1 + tw + 6, top + th + 6), _gt_colour(g), -1)
@@ -226,7 +226,7 @@ def _header(width, view):
 
 
 def draw_assignments(image, gt_boxes, gt_classes, points, strides, num_anchors_list, views,
-                     zoom=None):
+                     zoom=None, class_names=None):
     """The picture: a column per AssignmentView, a row per FPN level.
 
     Args:
@@ -236,6 +236,8 @@ def draw_assignments(image, gt_boxes, gt_classes, points, strides, num_anchors_l
         strides, num_anchors_list: see ``per_gt_stats``.
         views (list[AssignmentView]): one column each.
         zoom (int|None): drawing scale; None: ``display_zoom(W)``.
+        class_names (list[str]|None): name of each class id, for the GT labels (``#g name``);
+            None labels them ``#g c<class id>``.
     Returns:
         ndarray: ``[HEADER_HEIGHT + len(strides) * (TITLE_HEIGHT + zoom * H), len(views) * zoom * W,
         3]`` BGR uint8.
@@ -249,9 +251,11 @@ def draw_assignments(image, gt_boxes, gt_classes, points, strides, num_anchors_l
     background = (big // 32 * 32 * 0.4 + 255 * 0.6).astype('uint8')
     level = prior_levels(num_anchors_list)
     points = np.asarray(points, 'float32').reshape([-1, 2])
+    labels = [class_names[int(c)] if class_names and 0 <= c < len(class_names) else f'c{int(c)}'
+              for c in gt_classes]
     columns = []
     for view in views:
-        panels = [_panel(background, gt_boxes, gt_classes, points, view, level == i, stride, zoom)
+        panels = [_panel(background, gt_boxes, labels, points, view, level == i, stride, zoom)
                   for i, stride in enumerate(strides)]
         column = np.concatenate([_header(w * zoom, view)] + panels, axis=0)
         column[:, -1] = 0  # a dark rule, so that neighbouring columns' panels read apart
