@@ -9,6 +9,7 @@ import pytest
 
 from ppdet_lite.modeling.assigners import (BACKGROUND, DynamicSoftLabelAssigner, GTs, Preds,
                                            Priors, grid_priors)
+from ppdet_lite.modeling.assigners import dynamic_k
 from ppdet_lite.modeling.assigners.dynamic_k import lowest_keys_per_gt
 
 
@@ -124,7 +125,8 @@ def test_image_scope_lets_a_gt_take_another_gts_prior():
     preds = [[0, 0, 4, 8], [0, 0, 4, 8], gt0, gt1] + [[40, 40, 50, 50]] * 12
     gts, preds = one_image([gt0, gt1], [0, 0], np.full((16, 1), 0.5), preds)
     # 'gt': GT0's candidates are priors 0 and 1 (IoU sum .5 -> k = 1; equal costs -> prior 0).
-    own = DynamicSoftLabelAssigner(num_classes=1).assign(priors, gts, preds)
+    own = DynamicSoftLabelAssigner(num_classes=1, candidate_scope='gt').assign(priors, gts,
+                                                                              preds)
     np.testing.assert_array_equal(own.gt_index.numpy()[0, :4], [0, -1, -1, 1])
     # 'image' (NanoDet-Plus): GT0 also costs priors 2 and 3: IoU sum 1 + .25 + .25 = 1.5 -> k = 1,
     # and prior 2 (IoU 1, the lowest cost) is GT0's; GT1 takes prior 3.
@@ -250,15 +252,35 @@ def test_batched_equals_per_image_equals_dense_definition(seed, whole, equal_pre
                                       result.assigned_scores.numpy()[b])
 
 
-def test_large_gts_take_several_topk_rounds():
+@pytest.mark.parametrize('scope', ['gt', 'image'])
+def test_large_gts_take_several_topk_rounds(scope):
     # 40 x 40 priors of stride 2: a GT over most of the image has > 1000 candidates, more than one
     # row of the per-GT top-k; the result must still be the dense one.
     rng = np.random.default_rng(5)
     priors = grid_priors([(40, 40)], [2])
     batch = random_batch(rng, priors, 2, 3, 3, size=80)
-    result = DynamicSoftLabelAssigner(num_classes=3).assign(priors, *as_inputs(*batch))
+    result = DynamicSoftLabelAssigner(num_classes=3, candidate_scope=scope).assign(
+        priors, *as_inputs(*batch))
     np.testing.assert_array_equal(result.gt_index.numpy(),
-                                  dense_dsl(priors.points.numpy(), *batch)[0])
+                                  dense_dsl(priors.points.numpy(), *batch, scope=scope)[0])
+
+
+@pytest.mark.parametrize('block', [80, 3 * 80, 2 * 8 * 80])
+def test_image_scope_blocks_split_and_join_images(monkeypatch, block):
+    # 'image' works on blocks of about dynamic_k._BLOCK_ELEMENTS pairs: of one GT slot (80),
+    # of 3 slots of one image (8 slots -> 3 + 3 + 2), of 2 whole images (3 images -> 2 + 1).
+    # Dynamic k, the claims and the image-wide conflict minimum must not see the seams.
+    monkeypatch.setattr(dynamic_k, '_BLOCK_ELEMENTS', block)
+    rng = np.random.default_rng(6)
+    priors = priors_64()
+    batch = random_batch(rng, priors, 3, 8, 4)
+    result = DynamicSoftLabelAssigner(num_classes=4).assign(priors, *as_inputs(*batch))
+    np.testing.assert_array_equal(result.gt_index.numpy(),
+                                  dense_dsl(priors.points.numpy(), *batch, scope='image')[0])
+
+
+def test_the_default_scope_is_nanodet_plus_image_scope():
+    assert DynamicSoftLabelAssigner().candidate_scope == 'image'
 
 
 def test_per_gt_lowest_keys_over_several_rounds():
@@ -302,15 +324,17 @@ def test_zero_gt_zero_priors_and_fully_padded_batches_are_background(scope):
     assert zero.gt_index.shape == [2, 0]
 
 
-def test_an_empty_level_is_skipped():
+@pytest.mark.parametrize('scope', ['gt', 'image'])
+def test_an_empty_level_is_skipped(scope):
     rng = np.random.default_rng(4)
     priors = priors_64()
     with_empty = Priors(priors.points, priors.boxes, priors.strides, [64, 0, 16],
                         [(8, 8), (0, 0), (4, 4)])
     batch = random_batch(rng, priors, 2, 4, 3)
-    result = DynamicSoftLabelAssigner(num_classes=3).assign(with_empty, *as_inputs(*batch))
+    result = DynamicSoftLabelAssigner(num_classes=3, candidate_scope=scope).assign(
+        with_empty, *as_inputs(*batch))
     np.testing.assert_array_equal(result.gt_index.numpy(),
-                                  dense_dsl(priors.points.numpy(), *batch)[0])
+                                  dense_dsl(priors.points.numpy(), *batch, scope=scope)[0])
 
 
 def test_bad_class_id_missing_preds_and_off_grid_priors_are_errors():
@@ -319,7 +343,7 @@ def test_bad_class_id_missing_preds_and_off_grid_priors_are_errors():
     labels, boxes, mask, scores, pred = random_batch(rng, priors, 1, 2, 3)
     mask[:] = 1
     labels[0, 1, 0] = 3
-    assigner = DynamicSoftLabelAssigner(num_classes=3)
+    assigner = DynamicSoftLabelAssigner(num_classes=3, candidate_scope='gt')
     with pytest.raises(ValueError, match=r'gt_class\[0, 1\] = 3'):
         assigner.assign(priors, *as_inputs(labels, boxes, mask, scores, pred))
     with pytest.raises(ValueError, match='needs preds'):

@@ -8,7 +8,7 @@ import paddle
 import pytest
 
 from ppdet_lite.modeling.assigners import (BACKGROUND, GTs, Preds, Priors, SimOTAAssigner,
-                                           grid_priors)
+                                           dynamic_k, grid_priors)
 
 
 def one_image(boxes, labels, scores, pred_boxes):
@@ -138,8 +138,8 @@ def test_image_scope_costs_every_gt_against_every_candidate_of_the_image():
     preds = [[0, 0, 4, 8], [0, 0, 4, 8], gt0, gt1] + [[40, 40, 50, 50]] * 12
     gts, preds = one_image([gt0, gt1], [0, 0], np.full((16, 1), 0.5), preds)
     priors = grid_priors([(4, 4)], [8])
-    own = SimOTAAssigner(num_classes=1, center_radius=0.5, use_vfl=False).assign(
-        priors, gts, preds)
+    own = SimOTAAssigner(num_classes=1, center_radius=0.5, use_vfl=False,
+                         candidate_scope='gt').assign(priors, gts, preds)
     # 'gt': GT0 ranks priors 0, 1 (IoU .25 each, k = 1, equal costs: prior 0).
     np.testing.assert_array_equal(own.gt_index.numpy()[0, :4], [0, -1, -1, 1])
     # 'image' (YOLOX / PaddleDetection): GT0 also ranks priors 2, 3, all penalised alike, so the
@@ -274,16 +274,38 @@ def test_batched_equals_per_image_equals_dense_definition(seed, whole, equal_pre
                                       result.assigned_scores.numpy()[b])
 
 
-def test_large_gts_and_other_arguments_match_the_dense_definition():
+@pytest.mark.parametrize('scope', ['gt', 'image'])
+def test_large_gts_and_other_arguments_match_the_dense_definition(scope):
     # 40 x 40 priors of stride 2: large GTs have > 1000 candidates (several top-k rounds).
     rng = np.random.default_rng(5)
     priors = grid_priors([(40, 40)], [2])
     batch = random_batch(rng, priors, 2, 3, 3, size=80)
     args = dict(center_radius=4.0, candidate_topk=20, iou_weight=1.0, cls_weight=2.0)
-    result = SimOTAAssigner(num_classes=3, **args).assign(priors, *as_inputs(*batch))
+    result = SimOTAAssigner(num_classes=3, candidate_scope=scope, **args).assign(
+        priors, *as_inputs(*batch))
     np.testing.assert_array_equal(
         result.gt_index.numpy(),
-        dense_simota(priors.points.numpy(), priors.strides.numpy(), *batch, **args)[0])
+        dense_simota(priors.points.numpy(), priors.strides.numpy(), *batch, scope=scope,
+                     **args)[0])
+
+
+@pytest.mark.parametrize('block', [84, 3 * 84, 2 * 8 * 84])
+def test_image_scope_blocks_split_and_join_images(monkeypatch, block):
+    # 'image' works on blocks of about dynamic_k._BLOCK_ELEMENTS pairs: of one GT slot (84),
+    # of 3 slots of one image (8 slots -> 3 + 3 + 2), of 2 whole images (3 images -> 2 + 1).
+    # Dynamic k, the claims and the image-wide conflict minimum must not see the seams.
+    monkeypatch.setattr(dynamic_k, '_BLOCK_ELEMENTS', block)
+    rng = np.random.default_rng(6)
+    priors = grid_priors([(8, 8), (4, 4), (2, 2)], [8, 16, 32])
+    batch = random_batch(rng, priors, 3, 8, 4)
+    result = SimOTAAssigner(num_classes=4, center_radius=1.0).assign(priors, *as_inputs(*batch))
+    gt_index = dense_simota(priors.points.numpy(), priors.strides.numpy(), *batch,
+                            center_radius=1.0, scope='image')[0]
+    np.testing.assert_array_equal(result.gt_index.numpy(), gt_index)
+
+
+def test_the_default_scope_is_the_references_image_scope():
+    assert SimOTAAssigner().candidate_scope == 'image'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,16 +330,18 @@ def test_zero_gt_zero_priors_and_fully_padded_batches_are_background(scope):
     assert zero.gt_index.shape == [2, 0]
 
 
-def test_an_empty_level_is_skipped():
+@pytest.mark.parametrize('scope', ['gt', 'image'])
+def test_an_empty_level_is_skipped(scope):
     rng = np.random.default_rng(4)
     priors = grid_priors([(8, 8), (4, 4)], [8, 16])
     with_empty = Priors(priors.points, priors.boxes, priors.strides, [64, 0, 16],
                         [(8, 8), (0, 0), (4, 4)])
     batch = random_batch(rng, priors, 2, 4, 3)
-    result = SimOTAAssigner(num_classes=3).assign(with_empty, *as_inputs(*batch))
+    result = SimOTAAssigner(num_classes=3, candidate_scope=scope).assign(with_empty,
+                                                                        *as_inputs(*batch))
     np.testing.assert_array_equal(
         result.gt_index.numpy(),
-        dense_simota(priors.points.numpy(), priors.strides.numpy(), *batch)[0])
+        dense_simota(priors.points.numpy(), priors.strides.numpy(), *batch, scope=scope)[0])
 
 
 def test_bad_inputs_are_errors():
@@ -325,7 +349,7 @@ def test_bad_inputs_are_errors():
     rng = np.random.default_rng(0)
     labels, boxes, mask, scores, pred = random_batch(rng, priors, 1, 2, 3)
     mask[:] = 1
-    assigner = SimOTAAssigner(num_classes=3)
+    assigner = SimOTAAssigner(num_classes=3, candidate_scope='gt')
     bad = labels.copy()
     bad[0, 1, 0] = -1
     with pytest.raises(ValueError, match=r'gt_class\[0, 1\] = -1'):

@@ -1,4 +1,4 @@
-"""Dynamic-k matching on a list of candidate (GT, prior) pairs (OTA / YOLOX / NanoDet-Plus).
+"""Dynamic-k matching of (GT, prior) pairs (OTA / YOLOX / NanoDet-Plus), in two scopes.
 
 Given each candidate pair's cost and IoU (IoU of the prior's predicted box with the GT):
 
@@ -8,13 +8,20 @@ Given each candidate pair's cost and IoU (IoU of the prior's predicted box with 
 2. GT g claims its ``k_g`` lowest-cost candidates (equal costs: lowest prior index first, the
    rule of ``ordering``); never more than it has candidates.
 3. conflicts: a prior claimed by several GTs keeps the claimant of lowest cost
-   (``conflicts.resolve_conflicts_pairs``, rule ``'min'``; equal costs: lowest GT slot).
+   (``conflicts.resolve_conflicts_pairs``, rule ``'min'``; equal costs: lowest GT slot), or,
+   in the image scope, the lowest-cost GT of the image, claimant or not.
 
-The per-GT top-k runs on int64 keys ``(float order of the value) * P + pair index``: distinct,
-so no kernel tie order is involved, and within a GT the pair index grows with the prior index.
-Each GT's pairs are cut into rows of ``width``; one ``topk`` keeps each row's best ``k``; the
-survivors of a GT are cut again until one row per GT remains (two rounds at 640 x 640). No host
-synchronisation.
+``dynamic_k_matching`` takes a list of candidate pairs (each GT's own region, listed from the
+prior grid). ``image_scope_matching`` is the references' scope, where every GT of an image
+ranks every candidate of the image: dense over the [B, n, L] pairs, by blocks of about
+``_BLOCK_ELEMENTS`` (``image_blocks``), with ``image_candidates`` for the image's candidates
+and ``matched_iou`` for the positives' IoUs.
+
+The per-GT top-k of ``dynamic_k_matching`` runs on int64 keys ``(float order of the value) * P +
+pair index``: distinct, so no kernel tie order is involved, and within a GT the pair index grows
+with the prior index. Each GT's pairs are cut into rows of ``width``; one ``topk`` keeps each
+row's best ``k``; the survivors of a GT are cut again until one row per GT remains (two rounds at
+640 x 640). No host synchronisation.
 
 ``per_prior_sum`` and ``clamped_log`` serve the costs: a classification cost summed over the
 classes is the sum of every class's zero-target term (the same for all GTs: computed once per
@@ -28,7 +35,8 @@ from .base import BACKGROUND
 from .conflicts import resolve_conflicts_pairs
 from .ordering import monotone_bits
 
-__all__ = ['dynamic_k_matching', 'lowest_keys_per_gt', 'per_prior_sum', 'clamped_log']
+__all__ = ['dynamic_k_matching', 'lowest_keys_per_gt', 'per_prior_sum', 'clamped_log',
+           'image_blocks', 'image_scope_matching', 'image_candidates', 'matched_iou']
 
 # Key of a left-out pair: above every real key, and a power of two, which Paddle's full_like
 # keeps exact (it passes the fill value through a float).
