@@ -2,6 +2,7 @@
 definition written here (own inside / centre-region / IoU code) on random and tie-heavy batches."""
 
 import math
+import os
 
 import numpy as np
 import paddle
@@ -306,6 +307,30 @@ def test_image_scope_blocks_split_and_join_images(monkeypatch, block):
 
 def test_the_default_scope_is_the_references_image_scope():
     assert SimOTAAssigner().candidate_scope == 'image'
+
+
+GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data',
+                      'ppdet26_simota_golden.npz')
+
+
+@pytest.mark.parametrize('case', ['n1', 'n3', 'n8'])
+def test_image_scope_equals_paddledetection_simota(case):
+    # PaddleDetection 2.6's SimOTAAssigner (use_vfl=False) on 160 x 160 images with 1 / 3 / 8 GTs
+    # and a padded slot (tests/data/gen_simota_golden.py; images where its float32 cost + 1e8
+    # ties penalised candidates at a decision are left out there).
+    golden = np.load(GOLDEN)
+    get = lambda name: golden[f'{case}/{name}']  # noqa: E731
+    gts = GTs(paddle.to_tensor(get('gt_class')), paddle.to_tensor(get('gt_bbox')),
+              paddle.to_tensor(get('pad_gt_mask')))
+    preds = Preds(paddle.to_tensor(get('pred_scores')), paddle.to_tensor(get('pred_bboxes')))
+    priors = grid_priors([(20, 20), (10, 10), (5, 5)], [8, 16, 32])
+    result = SimOTAAssigner(num_classes=4, use_vfl=False).assign(priors, gts, preds)
+    np.testing.assert_array_equal(result.gt_index.numpy(), get('gt_index'))
+    np.testing.assert_array_equal(result.assigned_labels.numpy(), get('labels'))
+    if case == 'n8':   # several GTs: the GT-only scope is a different rule
+        own = SimOTAAssigner(num_classes=4, use_vfl=False, candidate_scope='gt').assign(
+            priors, gts, preds)
+        assert (own.gt_index.numpy() != get('gt_index')).any()
 
 
 # ---------------------------------------------------------------------------------------------
