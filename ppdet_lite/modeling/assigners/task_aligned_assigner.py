@@ -224,7 +224,8 @@ class TaskAlignedAssigner(BaseAssigner):
         claims = is_top & candidate & real.unsqueeze(-1)
         if self.conflict == 'ppdet':
             contested = claims.astype('int32').sum(axis=1, keepdim=True) > 1
-            claims = paddle.where(contested, real.unsqueeze(-1).expand(claims.shape), claims)
+            # Bool operands: Paddle 2.6 has no bool where.
+            claims = (contested & real.unsqueeze(-1)) | (paddle.logical_not(contested) & claims)
         return resolve_conflicts(claims, ious, 'max')
 
     # 1-4, fast: the candidates only ------------------------------------------------------------

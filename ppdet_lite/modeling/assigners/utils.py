@@ -146,7 +146,7 @@ def best_of_all_slots(boxes, image, gt_bboxes, real, iou_eps):
     """
     # Each prior as an image of one prior: IoUs and claims [Q, n, 1].
     ious = batch_iou_planes(paddle.gather(gt_bboxes, image), boxes.unsqueeze(1), iou_eps)
-    claims = paddle.gather(real, image).unsqueeze(-1)
+    claims = paddle.gather(real.astype('int32'), image).unsqueeze(-1) > 0
     return resolve_conflicts(claims, ious, 'max')[:, 0]
 
 
