@@ -25,7 +25,7 @@ def close(actual, expected, rtol=1e-6, atol=1e-7):
 def test_every_public_function_is_covered():
     tested = {'bbox_center', 'bbox_area', 'bbox_iou', 'iou_similarity', 'batch_iou_similarity',
               'bbox_giou', 'distance2bbox', 'batch_distance2bbox', 'bbox2distance', 'grid_points',
-              'generate_anchors_for_grid_cell', 'batch_max_iou', 'batch_iou_planes', 'plane_iou'}
+              'generate_anchors_for_grid_cell', 'batch_iou_planes', 'plane_iou'}
     assert set(bbox_utils.__all__) == tested
 
 
@@ -255,27 +255,6 @@ def test_generate_anchors_cell_size_and_offset():
 @pytest.mark.parametrize('fn', [bbox_area, bbox_center])
 def test_empty_inputs(fn):
     assert fn(paddle.zeros([0, 4])).shape[0] == 0
-
-
-def test_batch_max_iou_is_each_box_best_iou_in_its_image():
-    gts = t([[[0, 0, 10, 10], [0, 0, 4, 4]]])                       # one image, M = 2
-    boxes = t([[[0, 0, 10, 10], [5, 5, 15, 15], [20, 20, 30, 30], [1, 1, 3, 3]]])
-    # [0]: equal to the first GT: 1; [1]: overlap 5 * 5 with the first, 25 / (100 + 100 - 25);
-    # [2]: touches nothing: 0; [3]: 2 * 2 inside both: 4 / 16 (second) beats 4 / 100 (first)
-    close(bbox_utils.batch_max_iou(gts, boxes), [[1, 25 / 175, 0, 0.25]])
-    # a batch of 1 broadcasts over the other's images; no GT at all gives 0
-    two = bbox_utils.batch_max_iou(paddle.concat([gts, gts * 0]), boxes)
-    close(two, [[1, 25 / 175, 0, 0.25], [0, 0, 0, 0]])
-    empty = bbox_utils.batch_max_iou(paddle.zeros([2, 0, 4]), boxes)
-    assert empty.numpy().tolist() == [[0] * 4] * 2
-    rng = np.random.RandomState(0)
-    a = rng.randint(0, 50, (3, 6, 4)).astype('float32')
-    b = rng.randint(0, 50, (3, 40, 4)).astype('float32')
-    a[..., 2:] += a[..., :2]
-    b[..., 2:] += b[..., :2]
-    # the same operations as the pairwise IoU followed by a max: the same float32 values
-    np.testing.assert_array_equal(bbox_utils.batch_max_iou(t(a), t(b)).numpy(),
-                                  batch_iou_similarity(t(a), t(b)).max(axis=1).numpy())
 
 
 def test_batch_iou_planes_is_the_pairwise_iou_of_each_image():

@@ -13,7 +13,7 @@ import paddle
 __all__ = [
     'bbox_center', 'bbox_area', 'bbox_iou', 'iou_similarity', 'batch_iou_similarity', 'bbox_giou',
     'distance2bbox', 'batch_distance2bbox', 'bbox2distance', 'grid_points',
-    'generate_anchors_for_grid_cell', 'batch_max_iou', 'batch_iou_planes', 'plane_iou',
+    'generate_anchors_for_grid_cell', 'batch_iou_planes', 'plane_iou',
 ]
 
 
@@ -183,29 +183,6 @@ def generate_anchors_for_grid_cell(feats, fpn_strides, grid_cell_size=5.0, grid_
     return anchors, points, num_anchors_list, stride_tensor
 
 
-def batch_max_iou(box1, box2, eps=1e-9):
-    """For each box of ``box2 [B, N, 4]``, its largest IoU with the boxes ``box1 [B, M, 4]`` of
-    the same image -> ``[B, N]`` (either B may be 1 and broadcast; 0 when M is 0).
-
-    The same float32 operations in the same order as ``batch_iou_similarity(box1, box2, eps)
-    .max(axis=1)``, so the same values, but on ``[B, M, N]`` coordinate planes instead of slices
-    of broadcast ``[B, M, N, 4]`` boxes: about half the time when ``B * M * N`` runs into the
-    millions (YOLOv3's ignore test of every prediction against every GT).
-    """
-    _require_last('batch_max_iou', 'box1', box1, 4)
-    _require_last('batch_max_iou', 'box2', box2, 4)
-    batch = max(box1.shape[0], box2.shape[0])
-    if 0 in box1.shape or 0 in box2.shape:
-        return paddle.zeros([batch, box2.shape[1]], dtype=box2.dtype)
-    x1, y1, x2, y2 = [c.unsqueeze(2) for c in box1.unbind(-1)]
-    u1, v1, u2, v2 = [c.unsqueeze(1) for c in box2.unbind(-1)]
-    w = (paddle.minimum(x2, u2) - paddle.maximum(x1, u1)).clip(min=0)
-    h = (paddle.minimum(y2, v2) - paddle.maximum(y1, v1)).clip(min=0)
-    overlap = w * h
-    union = bbox_area(box1).unsqueeze(2) + bbox_area(box2).unsqueeze(1) - overlap + eps
-    return (overlap / union).max(axis=1)
-
-
 def batch_iou_planes(box1, box2, eps=1e-9):
     """Pairwise IoU of the boxes of each image: ``box1 [B, M, 4]`` x ``box2 [B, N, 4]`` ->
     ``[B, M, N]`` (either B may be 1 and broadcast; zeros when M or N is 0).
@@ -213,7 +190,7 @@ def batch_iou_planes(box1, box2, eps=1e-9):
     The values of ``batch_iou_similarity(box1, box2, eps)`` (the same float32 operations in the
     same order), computed on ``[B, M, N]`` coordinate planes instead of slices of broadcast
     ``[B, M, N, 4]`` boxes: about half the time when ``B * M * N`` runs into the millions
-    (MaxIoUAssigner's IoU of every prior with every GT).
+    (MaxIoUAssigner's IoU of every prior with every GT, YOLOv3Assigner's of every prediction).
     """
     _require_last('batch_iou_planes', 'box1', box1, 4)
     _require_last('batch_iou_planes', 'box2', box2, 4)

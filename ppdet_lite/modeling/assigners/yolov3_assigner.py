@@ -40,7 +40,7 @@ Differences from PaddleDetection, stated:
 
 Speed: steps 1-3 touch ``B * n * K`` (GT, level) pairs. Step 4 is dense, one IoU per (image,
 prior, GT slot) (``B * L * n``), as in ``YOLOv3Loss``: predicted boxes can be anywhere; it is the
-cost of a call (``bbox_utils.batch_max_iou``).
+cost of a call (``bbox_utils.batch_iou_planes``).
 
 Host synchronisations per call: none.
 """
@@ -48,7 +48,7 @@ Host synchronisations per call: none.
 import paddle
 
 from ppdet_lite.core.workspace import register
-from ..bbox_utils import batch_max_iou, bbox_center, bbox_iou
+from ..bbox_utils import batch_iou_planes, bbox_center, bbox_iou
 from ..checks import check_bool, check_int, check_number, check_tensor
 from .base import BACKGROUND, IGNORED, BaseAssigner, background_result, build_result
 from .conflicts import resolve_conflicts_pairs
@@ -183,7 +183,7 @@ class YOLOv3Assigner(BaseAssigner):
         boxes = priors.boxes.unsqueeze(0) if preds is None else preds.bboxes
         # a padded slot becomes the empty box (0, 0, 0, 0): IoU 0 with anything
         real_gts = paddle.where(gts.mask > 0, gts.bboxes, paddle.zeros_like(gts.bboxes))
-        best = batch_max_iou(real_gts, boxes, PRED_IOU_EPS)
+        best = batch_iou_planes(real_gts, boxes, PRED_IOU_EPS).max(axis=1)
         ignored = paddle.logical_and(gt_index == BACKGROUND, best > self.ignore_thresh)
         return paddle.where(ignored, paddle.full_like(gt_index, IGNORED), gt_index)
 
