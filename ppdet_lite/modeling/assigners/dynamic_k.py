@@ -14,8 +14,9 @@ Given each candidate pair's cost and IoU (IoU of the prior's predicted box with 
 ``dynamic_k_matching`` takes a list of candidate pairs (each GT's own region, listed from the
 prior grid). ``image_scope_matching`` is the references' scope, where every GT of an image
 ranks every candidate of the image: dense over the [B, n, L] pairs, by blocks of about
-``_BLOCK_ELEMENTS`` (``image_blocks``), with ``image_candidates`` for the image's candidates
-and ``matched_iou`` for the positives' IoUs.
+``_BLOCK_ELEMENTS`` (``image_blocks``), with ``image_candidates`` for the image's candidates,
+``image_pair_inputs`` for each pair's class probability and IoU, and ``matched_iou`` for the
+positives' IoUs.
 
 The per-GT top-k of ``dynamic_k_matching`` runs on int64 keys ``(float order of the value) * P +
 pair index``: distinct, so no kernel tie order is involved, and within a GT the pair index grows
@@ -30,13 +31,14 @@ prior, not per pair) with the GT class's term swapped for its own.
 
 import paddle
 
-from ..bbox_utils import bbox_iou
+from ..bbox_utils import bbox_iou, plane_iou
 from .base import BACKGROUND
 from .conflicts import resolve_conflicts_pairs
 from .ordering import monotone_bits
 
 __all__ = ['dynamic_k_matching', 'lowest_keys_per_gt', 'per_prior_sum', 'clamped_log',
-           'image_blocks', 'image_scope_matching', 'image_candidates', 'matched_iou']
+           'image_blocks', 'image_scope_matching', 'image_candidates', 'image_pair_inputs',
+           'matched_iou']
 
 # Key of a left-out pair: above every real key, and a power of two, which Paddle's full_like
 # keeps exact (it passes the fill value through a float).
@@ -311,6 +313,39 @@ def image_candidates(near, real, num_priors):
         else:
             union.append(found)
     return paddle.concat(union)
+
+
+def image_pair_inputs(gts, preds, num_classes, eps):
+    """The per-pair inputs of the image-scope costs, block by block (``image_blocks``).
+
+    Args:
+        gts (GTs): the GT batch, ``bboxes [B, n, 4]`` pixels, ``labels [B, n, 1]``.
+        preds (Preds): ``scores [B, L, C]`` probabilities, ``bboxes [B, L, 4]`` pixels.
+        num_classes (int): C.
+        eps (float): added to the IoU's union.
+    Returns:
+        callable: ``(b0, b1, g0, g1) -> (p, iou)``, ``[b1 - b0, g1 - g0, L]`` float32 each: the
+        predicted probability of the GT's class, and the IoU of the predicted box with the GT
+        box (``bbox_utils.plane_iou`` on expanded planes: ``bbox_iou``'s values).
+    """
+    batch_size, num_gts = gts.bboxes.shape[:2]
+    num_priors = preds.bboxes.shape[1]
+    gt_planes = [gts.bboxes[:, :, i:i + 1] for i in range(4)]
+    pred_planes = [preds.bboxes[:, :, i].unsqueeze(1) for i in range(4)]
+    by_class = preds.scores.transpose([0, 2, 1]).reshape([-1, num_priors])
+    # Clipped: the image scope checks no class id on the host, and must not read outside scores.
+    labels = paddle.clip(gts.labels.reshape([batch_size, num_gts]).astype('int64'), 0,
+                         num_classes - 1)
+
+    def pair_inputs(b0, b1, g0, g1):
+        shape = [b1 - b0, g1 - g0, num_priors]
+        iou = plane_iou([t[b0:b1, g0:g1].expand(shape) for t in gt_planes],
+                        [t[b0:b1].expand(shape) for t in pred_planes], eps)
+        image = paddle.arange(b0, b1, dtype='int64').unsqueeze(1)
+        row = image * num_classes + labels[b0:b1, g0:g1]
+        return paddle.gather(by_class, row.reshape([-1])).reshape(shape), iou
+
+    return pair_inputs
 
 
 def matched_iou(gt_index, gt_boxes, pred_boxes, eps):

@@ -3,11 +3,11 @@
 import paddle
 
 from ppdet_lite.core.workspace import register
-from ..bbox_utils import bbox_iou, plane_iou
+from ..bbox_utils import bbox_iou
 from ..checks import check_bool, check_choice, check_int, check_number, check_tensor
 from .base import BACKGROUND, BaseAssigner, background_result, build_result
-from .dynamic_k import (clamped_log, dynamic_k_matching, image_candidates, image_scope_matching,
-                        matched_iou, per_prior_sum)
+from .dynamic_k import (clamped_log, dynamic_k_matching, image_candidates, image_pair_inputs,
+                        image_scope_matching, matched_iou, per_prior_sum)
 from .grid_candidates import fetch_sizes, grid_axes, index_range, list_pairs, rect_counts
 from .gt_check import check_gt_inputs
 
@@ -56,8 +56,8 @@ class SimOTAAssigner(BaseAssigner):
     2.6's SimOTAAssigner (use_vfl False, 320 x 320, 1 / 3 / 10 GTs, 40 images each, predictions
     random or near their GT) on all 240 images except where its float32 ``cost + 1e8`` tied
     penalised candidates. It runs dense over the [B, n, L] pairs by blocks
-    (``dynamic_k.image_scope_matching``): at 640 x 640, batch 8, 80 classes about 100 / 280 ms
-    of CPU per call with 20 / 100 GT per image and 1.5 s with 650 (YOLOX's SimOTA: 83 / 695 ms
+    (``dynamic_k.image_scope_matching``): at 640 x 640, batch 8, 80 classes about 100 / 260 ms
+    of CPU per call with 20 / 100 GT per image and 1.35 s with 650 (YOLOX's SimOTA: 83 / 695 ms
     at 20 / 100). ``'gt'`` is a faster approximation (about 50 / 70 / 400 ms): the other GTs'
     priors enter a GT's cost in the references only through its ranking after its own
     (penalised) or through predicted boxes of other priors overlapping it, and a contested
@@ -163,8 +163,8 @@ class SimOTAAssigner(BaseAssigner):
 
     def _assign_image(self, priors, gts, preds):
         """``'image'`` scope, dense by blocks (``dynamic_k.image_scope_matching``) on expanded
-        operands (``bbox_utils.plane_iou``); no host synchronisation."""
-        batch_size, num_gts = gts.bboxes.shape[:2]
+        operands; no host synchronisation."""
+        batch_size = gts.bboxes.shape[0]
         num_priors = priors.points.shape[0]
         real = gts.mask.squeeze(-1) > 0
         gt_planes = _planes(gts.bboxes)
@@ -188,20 +188,11 @@ class SimOTAAssigner(BaseAssigner):
         candidate = image_candidates(near, real, num_priors)
         background = self._background(preds.scores.reshape([-1, self.num_classes])).reshape(
             [batch_size, 1, num_priors])
-        pred_planes = [preds.bboxes[:, :, i].unsqueeze(1) for i in range(4)]
-        by_class = preds.scores.transpose([0, 2, 1]).reshape([-1, num_priors])
-        # Clipped: no host check of the ids here, and no read outside the scores.
-        labels = paddle.clip(gts.labels.reshape([batch_size, num_gts]).astype('int64'), 0,
-                             self.num_classes - 1)
+        pair_inputs = image_pair_inputs(gts, preds, self.num_classes, PRED_IOU_EPS)
 
         def tables(b0, b1, g0, g1):
-            shape = [b1 - b0, g1 - g0, num_priors]
-            iou = plane_iou([t[b0:b1, g0:g1].expand(shape) for t in gt_planes],
-                            [t[b0:b1].expand(shape) for t in pred_planes], PRED_IOU_EPS)
-            row = (paddle.arange(b0, b1, dtype='int64').unsqueeze(1) * self.num_classes
-                   + labels[b0:b1, g0:g1])
-            p = paddle.gather(by_class, row.reshape([-1])).reshape(shape)
-            cost = self._cost(p, iou, background[b0:b1].expand(shape))
+            p, iou = pair_inputs(b0, b1, g0, g1)
+            cost = self._cost(p, iou, background[b0:b1].expand(p.shape))
             return cost, iou, paddle.logical_not(in_both.pop((b0, g0)))
 
         gt_index = image_scope_matching(tables, candidate, real, self.candidate_topk)
