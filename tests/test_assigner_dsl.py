@@ -302,6 +302,30 @@ def test_per_gt_lowest_keys_over_several_rounds():
     np.testing.assert_array_equal(best.numpy(), expected)
 
 
+HOST_COPIES = ('numpy', 'item', 'tolist', '__array__', '__bool__', '__int__', '__float__',
+               '__index__')
+
+
+@pytest.mark.parametrize('scope, syncs', [('image', 0), ('gt', 1)])
+def test_host_synchronisations_per_call(monkeypatch, scope, syncs):
+    # 'image' copies nothing to the host; 'gt' once (the pair count, with the grid and GT
+    # checks). Every Tensor method that hands a value to the host is counted.
+    priors = priors_64()
+    batch = random_batch(np.random.default_rng(7), priors, 2, 6, 4)
+    inputs = as_inputs(*batch)
+    assigner = DynamicSoftLabelAssigner(num_classes=4, candidate_scope=scope)
+    copies = []
+    for name in HOST_COPIES:
+        original = getattr(paddle.Tensor, name)
+        monkeypatch.setattr(paddle.Tensor, name,
+                            lambda *args, _run=original, _name=name, **kwargs:
+                            copies.append(_name) or _run(*args, **kwargs))
+    result = assigner.assign(priors, *inputs)
+    monkeypatch.undo()
+    assert copies == ['numpy'] * syncs
+    assert (result.gt_index.numpy() >= 0).any()
+
+
 # ---------------------------------------------------------------------------------------------
 # degenerate inputs and arguments
 
