@@ -297,7 +297,9 @@ def main(argv=None):
             fast = next(r[3] for r in rows if r[1] == name and r[2] == dict(kwargs, impl='fast'))
             for label, _, _ in cases:
                 same = compare(fast(priors, *inputs[label]), fn(priors, *inputs[label]))
-                checks.append(f'{row} {label}: fast vs dense {same}')
+                others = ', '.join(f'{k}={v}' for k, v in kwargs.items() if k != 'impl')
+                checks.append(f'{name}{" (" + others + ")" if others else ""} {label}: impl fast '
+                              f'vs dense {same}')
     if not args.quick:
         print(f'* a single call (over --budget {args.budget:g} s): not a median')
     print('load average at the end %.1f' % os.getloadavg()[0])
