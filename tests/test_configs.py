@@ -92,3 +92,22 @@ def test_paddledetection_assigner_keys_are_accepted():
                             'PPYOLOEHead.static_assigner.sm_use': True})
     head = create(cfg.architecture, cfg).yolo_head
     assert head.assigner.is_close_gt is True and head.static_assigner.sm_use is True
+
+
+def _configs_with_local_weights():
+    root = os.path.join(os.path.dirname(__file__), '..', 'configs')
+    for folder, _, files in os.walk(root):
+        for name in sorted(files):
+            if name.endswith('.yml') and not folder.endswith('_base_'):
+                yield os.path.join(folder, name)
+
+
+@pytest.mark.parametrize('path', [p for p in _configs_with_local_weights()
+                                  if 'assigners' in p or p.endswith('_shapes.yml')])
+def test_a_config_evaluates_its_own_checkpoint(path):
+    """tools/train.py saves to <save_dir>/<config stem>/; `weights` (what tools/eval.py,
+    infer.py and export_model.py load by default) must point there, not at the _BASE_ config's
+    model (an assigner config inheriting the demo's weights evaluated the demo model)."""
+    cfg = load_config(path, make_current=False)
+    stem = os.path.splitext(os.path.basename(path))[0]
+    assert cfg.weights == f'{cfg.save_dir}/{stem}/model_final'
