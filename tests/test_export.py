@@ -182,3 +182,26 @@ def test_refused_configurations(setup):
         export_model(tiny_config(anno, [160, 224], eval_size=[160, 160]), str(setup['root']))
     with pytest.raises(ValueError, match='no weights'):
         export_model(tiny_config(anno, [160, 224], weights=None), str(setup['root']))
+
+
+@pytest.mark.parametrize('size, keep_ratio, pad', [
+    ([250, 250], False, None),  # 250 = 7 * 32 + 26
+    ([192, 192], True, None),   # a 150 x 230 image becomes 192 x 294: 294 = 9 * 32 + 6
+    ([192, 192], True, 16)])    # padding to 16 is not enough either
+def test_dynamic_export_refuses_inputs_not_multiple_of_32(setup, size, keep_ratio, pad):
+    """A dynamic export used to accept these TestReaders; the runners then fed the model sizes
+    tools/infer.py refuses (fewer detections)."""
+    extra = {} if pad is None else {'TestReader.batch_transforms': [
+        {'PadBatch': {'pad_to_stride': pad}}]}
+    cfg = tiny_config(setup['anno'], size, dynamic=True, keep_ratio=keep_ratio, **extra)
+    with pytest.raises(ValueError, match=r'image_shape \[3, -1, -1\] \(dynamic size\).*multiples '
+                                         r'of 32.*Resize target_size.*PadBatch: \{pad_to_stride: 32\}'):
+        export_model(cfg, str(setup['root'] / 'refused'), weights=setup['weights'])
+
+
+def test_dynamic_keep_ratio_export_with_pad_to_32_is_accepted(setup):
+    cfg = tiny_config(setup['anno'], [192, 192], dynamic=True, keep_ratio=True, **{
+        'TestReader.batch_transforms': [{'PadBatch': {'pad_to_stride': 32}}]})
+    directory = export_model(cfg, str(setup['root'] / 'keep_ratio'), weights=setup['weights'])
+    with open(os.path.join(directory, 'infer_cfg.yml')) as f:
+        assert yaml.safe_load(f)['Preprocess'][-1] == {'type': 'PadStride', 'stride': 32}

@@ -113,3 +113,39 @@ def test_deploy_runner_unreadable_and_trt(setup, export_dir, tmp_path):
     if not paddle.is_compiled_with_cuda() or tuple(inference.get_trt_compile_version()) == (0,) * 3:
         with pytest.raises(RuntimeError, match='has no TensorRT'):
             deploy_infer.create_predictor(str(tmp_path), {}, device='GPU', run_mode='trt_fp32')
+
+
+@pytest.mark.parametrize('switch', ['exclude_nms', 'exclude_post_process'])
+def test_export_switches_are_refused_by_infer_and_eval(setup, switch, capsys):
+    """exclude_nms / exclude_post_process remove the bbox / bbox_num outputs the tools read: both
+    stop before building anything, naming the key (they crashed with KeyError 'bbox_num')."""
+    argv = setup['argv'] + [f'{switch}=True']
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool('infer').main(argv + ['--infer_img', setup['images'][0],
+                                        '--output_dir', str(setup['root'] / 'switch')])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert f'{switch}=True is an export switch (tools/export_model.py): tools/infer.py' in err
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool('eval').main(argv)
+    assert exit_info.value.code == 1
+    assert f'{switch}=True is an export switch (tools/export_model.py): tools/eval.py' in \
+        capsys.readouterr().err
+
+
+def test_eval_refuses_a_checkpoint_of_another_num_classes(setup, capsys):
+    """The checkpoint has 5 classes; with num_classes=3 only the class predictor differs in shape.
+    Evaluating used to warn and report AP 0.000; now it stops as the exporter does."""
+    root = setup['root']
+    anno = str(root / 'val.json')
+    with open(anno, 'w') as f:
+        json.dump({'images': [{'id': 1, 'file_name': 'img0.png', 'height': 150, 'width': 230}],
+                   'annotations': [],
+                   'categories': [{'id': i, 'name': n} for i, n in CATEGORIES[:3]]}, f)
+    argv = setup['argv'] + ['num_classes=3', f'EvalDataset.dataset_dir={root}',
+                            'EvalDataset.image_dir=images', f'EvalDataset.anno_path={anno}']
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool('eval').main(argv)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert 'differ in shape' in err and 'was it trained with this config' in err

@@ -1,7 +1,9 @@
 """Evaluate weights: ``python tools/eval.py -c CONFIG -o weights=W [--classwise]``.
 
 COCO (pycocotools' summary) or VOC mAP, following the config's ``metric``; ``--classwise`` adds the
-per-class AP table; ``--output_eval DIR`` writes the detections as ``bbox.json``.
+per-class AP table; ``--output_eval DIR`` writes the detections as ``bbox.json``. Weights that do
+not fill the model (another ``num_classes``, ``width_mult``, ...) and the export-only switches
+``exclude_nms`` / ``exclude_post_process`` are refused before evaluating.
 """
 
 import os
@@ -34,8 +36,13 @@ def main(argv=None):
     cfg['save_prediction_only'] = args.save_prediction_only
 
     from ppdet_lite.engine import Trainer
-    trainer = Trainer(cfg, mode='eval')
-    trainer.load_weights(cfg.weights)
+    from ppdet_lite.engine.export import refuse_export_switches
+    try:
+        refuse_export_switches(cfg, 'tools/eval.py')
+        trainer = Trainer(cfg, mode='eval')
+        trainer.load_weights(cfg.weights)
+    except ValueError as e:
+        parser.exit(1, f'eval.py: error: {e}\n')
     ap = trainer.evaluate()
     return ap
 

@@ -41,13 +41,17 @@ from ppdet_lite.utils.checkpoint import checkpoint_stem, load_weights
 from ppdet_lite.utils.logger import get_logger
 
 __all__ = ['export_model', 'build_inference_model', 'export_image_shape', 'deploy_preprocess',
-           'infer_config', 'find_model_file', 'MODEL_FILES']
+           'infer_config', 'find_model_file', 'refuse_export_switches', 'MODEL_FILES',
+           'EXPORT_SWITCHES']
 
 logger = get_logger(__name__)
 
 # What paddle.jit.save writes: the program (PIR JSON on Paddle 3.x, ProgramDesc on 2.6), weights.
 MODEL_FILES = ('model.json', 'model.pdmodel')
 PARAMS_FILE = 'model.pdiparams'
+# Head switches that change the model's outputs for deployment; eager inference and evaluation
+# need the NMS output (bbox, bbox_num).
+EXPORT_SWITCHES = ('exclude_nms', 'exclude_post_process')
 # PaddleDetection's TRT_MIN_SUBGRAPH entry for YOLO architectures ('YOLO' in 'YOLOv3').
 _ARCH = {'YOLOv3': ('YOLO', 3)}
 
@@ -66,6 +70,24 @@ def find_model_file(model_dir):
             return path, params
     raise FileNotFoundError(f'{model_dir}: no exported model (expected {" or ".join(MODEL_FILES)} '
                             f'and {PARAMS_FILE}; run tools/export_model.py)')
+
+
+def refuse_export_switches(cfg, tool):
+    """Refuse ``exclude_nms`` / ``exclude_post_process`` outside the export.
+
+    ``tools/infer.py`` and ``tools/eval.py`` read the model's NMS output (``bbox``,
+    ``bbox_num``); these switches remove it and only make sense for ``tools/export_model.py``
+    (whose deploy runners then run NMS themselves).
+
+    Raises:
+        ValueError: a switch set true (globally or under ``PPYOLOEHead``), naming the key.
+    """
+    head = cfg.get('PPYOLOEHead') or {}
+    for key in EXPORT_SWITCHES:
+        if cfg.get(key) or (isinstance(head, dict) and head.get(key)):
+            raise ValueError(f'{key}=True is an export switch (tools/export_model.py): {tool} '
+                             f'runs the model with its NMS and needs its bbox / bbox_num '
+                             f'outputs; remove {key} from -o and the config')
 
 
 def export_image_shape(cfg):
@@ -152,9 +174,10 @@ def deploy_preprocess(reader, image_shape):
         reader: the built ``TestReader``.
         image_shape (list[int]): ``[3, H, W]`` (-1 for dynamic sizes).
     Raises:
-        ValueError: a transform with no deploy equivalent (named), or, for a fixed export size,
+        ValueError: a transform with no deploy equivalent (named); for a fixed export size,
             a TestReader that does not resize to exactly ``[H, W]`` (the exported model would
-            get inputs of another size than ``tools/infer.py`` gives its model).
+            get inputs of another size than ``tools/infer.py`` gives its model); for a dynamic
+            size, a TestReader whose output is not always a multiple of 32.
     """
     ops = []
     transforms = list(reader._sample_transforms.transforms)
@@ -180,7 +203,9 @@ def deploy_preprocess(reader, image_shape):
         else:
             raise ValueError(f'{where}: {kind.__name__} has no deploy preprocessing op (supported: '
                              f'Decode, Resize, NormalizeImage, Permute, PadBatch)')
-    if image_shape[1] > 0:
+    if image_shape[1] < 0:
+        _check_dynamic_output(ops)
+    else:
         resizes = [op for op in ops if op['type'] == 'Resize']
         size = list(image_shape[1:])
         if len(resizes) != 1 or resizes[0]['keep_ratio'] or resizes[0]['target_size'] != size:
@@ -189,6 +214,34 @@ def deploy_preprocess(reader, image_shape):
                              f'{resizes or "no Resize"}: use one Resize {{target_size: {size}, '
                              f'keep_ratio: false}} or image_shape [3, -1, -1] (dynamic)')
     return ops
+
+
+def _check_dynamic_output(ops):
+    """A dynamic-size export still needs network inputs whose height and width are multiples of
+    32 (the neck's strides; ``tools/infer.py`` refuses others): the TestReader must end in a
+    Resize to a multiple-of-32 ``target_size`` with ``keep_ratio: false``, or pad to a stride
+    that is a multiple of 32 (``PadBatch``, deployed as ``PadStride``).
+
+    Raises:
+        ValueError: neither, naming the keys and the fix.
+    """
+    stride_ok = False
+    for op in ops:
+        if op['type'] == 'Resize':
+            stride_ok = (not op['keep_ratio'] and
+                         all(t > 0 and t % 32 == 0 for t in op['target_size']))
+        elif op['type'] == 'PadStride' and op['stride'] > 0 and op['stride'] % 32 == 0:
+            stride_ok = True
+    if not stride_ok:
+        resizes = [op for op in ops if op['type'] == 'Resize']
+        pads = [op['stride'] for op in ops if op['type'] == 'PadStride']
+        raise ValueError(
+            f'TestReader.inputs_def.image_shape [3, -1, -1] (dynamic size): the network input '
+            f'height and width must still be multiples of 32, but the TestReader resizes with '
+            f'{resizes or "no Resize"} and pads to stride {pads or "none"} (its output is not '
+            f'always a multiple of 32): give TestReader.sample_transforms a Resize target_size '
+            f'of multiples of 32 with keep_ratio: false, or add TestReader.batch_transforms '
+            f'[PadBatch: {{pad_to_stride: 32}}]')
 
 
 def _label_list(cfg):

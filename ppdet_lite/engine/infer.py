@@ -17,7 +17,7 @@ from ppdet_lite.data.datasets.image_folder import IMAGE_EXTENSIONS
 from ppdet_lite.data.transforms import ImageDecodeError
 from ppdet_lite.metrics.json_results import get_det_res
 from ppdet_lite.utils.logger import get_logger
-from .export import build_inference_model
+from .export import build_inference_model, refuse_export_switches
 
 __all__ = ['Predictor', 'list_images', 'coco_results']
 
@@ -56,12 +56,16 @@ class Predictor:
         cfg (AttrDict): the loaded config (``architecture``, ``TestReader``, ``TestDataset``,
             ``metric``).
         weights (str | None): checkpoint; default ``cfg.weights``.
+    Raises:
+        ValueError: ``exclude_nms`` / ``exclude_post_process`` set (export switches; see
+            ``refuse_export_switches``), weights that do not fit the model.
     Attributes:
         labels (list[str]): class names by class index; clsid2catid (dict): class index ->
             category id of the TestDataset's annotation file (COCO results use it).
     """
 
     def __init__(self, cfg, weights=None):
+        refuse_export_switches(cfg, 'tools/infer.py')
         self.model = build_inference_model(cfg, weights)
         reader = create('TestReader', cfg=cfg)
         self._sample_transforms = reader._sample_transforms

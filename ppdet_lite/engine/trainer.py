@@ -157,12 +157,14 @@ class Trainer(object):
                            f'{num_classes}: the extra classes never get positives')
 
     def load_weights(self, path):
-        """Weights for evaluation, by exact parameter names (report logged). A file of which
-        less than half the model's tensors load is refused: evaluating a mostly random model is
-        never what was meant (usually a config that differs from the training one)."""
+        """Weights for evaluation, by exact parameter names (report logged). A file that does
+        not fill the whole model (a tensor missing or of another shape) is refused, as the
+        exporter does: evaluating a partly random model is never what was meant (usually a
+        config that differs from the training one, e.g. another ``num_classes``). Training's
+        ``pretrain_weights`` load partially through ``load_pretrain_weights`` instead."""
         report = load_weights(self.model, path)
         total = len(self.model.state_dict())
-        if len(report.loaded) * 2 < total:
+        if report.missing or report.mismatched:
             raise ValueError(f'weights {path}: only {len(report.loaded)} of the model\'s {total} '
                              f'tensors load ({len(report.mismatched)} differ in shape, '
                              f'{len(report.missing)} missing); was it trained with this config '
