@@ -205,3 +205,29 @@ def test_dynamic_keep_ratio_export_with_pad_to_32_is_accepted(setup):
     directory = export_model(cfg, str(setup['root'] / 'keep_ratio'), weights=setup['weights'])
     with open(os.path.join(directory, 'infer_cfg.yml')) as f:
         assert yaml.safe_load(f)['Preprocess'][-1] == {'type': 'PadStride', 'stride': 32}
+
+
+def test_export_log_names_the_exported_layout(setup):
+    """Both switches give the no-post-processing layout, and the log says so (it said "without
+    NMS"); a temporary export (the ONNX conversion's) logs its line at debug level only."""
+    import logging
+    lines = []
+    handler = logging.Handler(level=logging.DEBUG)
+    handler.emit = lambda record: lines.append((record.levelno, record.getMessage()))
+    logger = logging.getLogger('ppdet_lite.engine.export')
+    logger.addHandler(handler)
+    old_level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        export_model(setup['cfg'], str(setup['root'] / 'both'), weights=setup['weights'],
+                     exclude_nms=True, exclude_post_process=True)
+        export_model(setup['cfg'], str(setup['root'] / 'temp'), weights=setup['weights'],
+                     exclude_nms=True, temporary=True)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+    exported = [(level, msg) for level, msg in lines if msg.startswith('exported the')]
+    assert len(exported) == 2
+    assert exported[0][0] == logging.INFO and 'without post-processing; inputs image)' in \
+        exported[0][1]
+    assert exported[1][0] == logging.DEBUG and 'without NMS' in exported[1][1]

@@ -4,6 +4,7 @@ image, drawn images, COCO results with the dataset's category ids, unreadable im
 import importlib.util
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -99,7 +100,7 @@ def test_unreadable_image_is_an_error_naming_it(setup, capsys):
 
 def test_deploy_runner_unreadable_and_trt(setup, export_dir, tmp_path):
     bad = os.path.join(setup['image_dir'], 'broken.jpg')
-    with pytest.raises(SystemExit, match=f'error: cannot read image {bad}'):
+    with pytest.raises(SystemExit, match=f'error: cannot decode image {bad}'):
         deploy_infer.main(['--model_dir', export_dir, '--image_file', bad])
     # a directory run skips it and goes on
     results = deploy_infer.main(['--model_dir', export_dir, '--image_dir', setup['image_dir'],
@@ -149,3 +150,114 @@ def test_eval_refuses_a_checkpoint_of_another_num_classes(setup, capsys):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert 'differ in shape' in err and 'was it trained with this config' in err
+
+
+def truncated_jpeg(source, path):
+    """The first third of a JPEG of ``source``: cv2.imread decodes it half grey (with 'Premature
+    end of JPEG file'), cv2.imdecode (the Preprocessor's rule) refuses it."""
+    import cv2
+    ok, data = cv2.imencode('.jpg', cv2.imread(source))
+    path.write_bytes(data.tobytes()[:len(data) // 3])
+    assert cv2.imread(str(path)) is not None  # what the runners used to accept
+    return str(path)
+
+
+def test_deploy_runner_refuses_a_truncated_jpeg(setup, export_dir, tmp_path):
+    bad = truncated_jpeg(setup['images'][0], tmp_path / 'truncated.jpg')
+    with pytest.raises(SystemExit, match=f'error: cannot decode image {bad}: not an image OpenCV'):
+        deploy_infer.main(['--model_dir', export_dir, '--image_file', bad,
+                           '--output_dir', str(tmp_path / 'out')])
+    # a directory of unreadable images only: an error, not an empty success
+    with pytest.raises(SystemExit, match='none of its 1 images could be read'):
+        deploy_infer.main(['--model_dir', export_dir, '--image_dir', str(tmp_path),
+                           '--output_dir', str(tmp_path / 'out')])
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--batch_size', '0'], '--batch_size must be >= 1, got 0'),
+    (['--batch_size', '-1'], '--batch_size must be >= 1, got -1'),
+    (['--threshold', '1.5'], r'--threshold must be in \[0, 1\], got 1.5')])
+def test_deploy_runner_argument_checks(setup, export_dir, extra, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        deploy_infer.main(['--model_dir', export_dir, '--image_file', setup['images'][0]] + extra)
+    assert exit_info.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_deploy_directory_run_keeps_relative_paths_and_protects_sources(setup, export_dir,
+                                                                        tmp_path, capsys):
+    """sub/a/x.png and sub/b/x.png used to be drawn to the same output file; an --output_dir
+    equal to the input directory overwrote the sources; an unreadable first image crashed the
+    benchmark warm-up."""
+    import shutil
+    for sub in ('a', 'b'):
+        (tmp_path / 'in' / sub).mkdir(parents=True)
+        shutil.copy(setup['images'][int(sub == 'b')], tmp_path / 'in' / sub / 'x.png')
+    (tmp_path / 'in' / 'a' / '0bad.jpg').write_bytes(b'not an image')
+    out = tmp_path / 'out'
+    deploy_infer.main(['--model_dir', export_dir, '--image_dir', str(tmp_path / 'in'),
+                       '--output_dir', str(out)])
+    assert sorted(str(p.relative_to(out)) for p in out.rglob('*.png')) == ['a/x.png', 'b/x.png']
+    with pytest.raises(SystemExit) as exit_info:
+        deploy_infer.main(['--model_dir', export_dir, '--image_dir', str(tmp_path / 'in'),
+                           '--output_dir', str(tmp_path / 'in')])
+    assert exit_info.value.code == 2 and 'would overwrite them' in capsys.readouterr().err
+    # the warm-up takes the first readable image (0bad.jpg comes first)
+    results = deploy_infer.main(['--model_dir', export_dir, '--image_dir', str(tmp_path / 'in'),
+                                 '--run_benchmark'])
+    assert len(results) == 2 and 'ms per image' in capsys.readouterr().out
+
+
+def test_tools_infer_directory_outputs_and_coco_image_ids(setup, tmp_path, capsys):
+    """Relative output paths (sub/a/x.png, sub/b/x.png used to collide), the input directory
+    refused as --output_dir, a directory of unreadable images an error, and bbox.json's image_id
+    taken from the TestDataset's COCO file (img1.png is listed there as id 42; x.png is not, so
+    its position in the run: a/x.png 1, b/x.png 2)."""
+    import shutil
+    for sub in ('a', 'b'):
+        (tmp_path / 'in' / sub).mkdir(parents=True)
+        shutil.copy(setup['images'][int(sub == 'b')], tmp_path / 'in' / sub / 'x.png')
+    shutil.copy(setup['images'][1], tmp_path / 'in' / 'img1.png')
+    anno = str(tmp_path / 'test.json')
+    with open(anno, 'w') as f:
+        json.dump({'images': [{'id': 42, 'file_name': 'val/img1.png', 'height': 200,
+                               'width': 170}], 'annotations': [],
+                   'categories': [{'id': i, 'name': n} for i, n in CATEGORIES]}, f)
+    tool = load_tool('infer')
+    out = tmp_path / 'out'
+    argv = setup['argv'] + [f'TestDataset.anno_path={anno}']
+    predictions = tool.main(argv + ['--infer_dir', str(tmp_path / 'in'), '--output_dir', str(out),
+                                    '--save_results'])
+    assert sorted(str(p.relative_to(out)) for p in out.rglob('*.png')) == [
+        'a/x.png', 'b/x.png', 'img1.png']
+    with open(out / 'bbox.json') as f:
+        ids = {(row['file_name'], row['image_id']) for row in json.load(f)}
+    # run order: the directory's own files, then its subdirectories
+    assert [os.path.relpath(p, tmp_path / 'in') for p, _ in predictions] == [
+        'img1.png', 'a/x.png', 'b/x.png']
+    assert ids == {('img1.png', 42), ('x.png', 1), ('x.png', 2)}
+
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(argv + ['--infer_dir', str(tmp_path / 'in'), '--output_dir',
+                          str(tmp_path / 'in')])
+    assert exit_info.value.code == 2 and 'would overwrite them' in capsys.readouterr().err
+    (tmp_path / 'bad').mkdir()
+    (tmp_path / 'bad' / 'b.jpg').write_bytes(b'not an image')
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(argv + ['--infer_dir', str(tmp_path / 'bad'), '--output_dir', str(out)])
+    assert exit_info.value.code == 1 and 'none of its 1 images could be read' in \
+        capsys.readouterr().err
+
+
+def test_deploy_runner_enable_mkldnn(setup, export_dir, tmp_path):
+    """Paddle 3.x's oneDNN refuses the neck's upsampling attribute (it was a raw
+    NotImplementedError traceback): a clear error; Paddle 2.6 runs it."""
+    import paddle
+    argv = ['--model_dir', export_dir, '--image_file', setup['images'][0], '--enable_mkldnn',
+            '--output_dir', str(tmp_path)]
+    if int(paddle.__version__.split('.')[0]) >= 3:
+        with pytest.raises(SystemExit, match='--enable_mkldnn: oneDNN refuses this program on '
+                                             'Paddle 3.x .*works on Paddle 2.6'):
+            deploy_infer.main(argv)
+    else:
+        assert list(deploy_infer.main(argv)) == [setup['images'][0]]

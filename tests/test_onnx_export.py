@@ -9,6 +9,7 @@ import importlib.util
 import os
 import sys
 
+import cv2
 import numpy as np
 import onnx
 import paddle
@@ -394,12 +395,44 @@ def test_infer_onnx_errors(exports, tmp_path, capsys):
     bad = tmp_path / 'bad.jpg'
     bad.write_bytes(b'not an image')
     infer_cfg = os.path.join(exports['nms'], 'infer_cfg.yml')
-    with pytest.raises(SystemExit, match=f'cannot read image {bad}'):
+    with pytest.raises(SystemExit, match=f'cannot decode image {bad}'):
         infer_onnx.main(['--onnx_file', exports['nms_onnx'], '--infer_cfg', infer_cfg,
                          '--image_file', str(bad)])
     with pytest.raises(SystemExit, match='--onnx_file .*missing.onnx does not exist'):
         infer_onnx.main(['--onnx_file', str(tmp_path / 'missing.onnx'), '--infer_cfg',
                          infer_cfg, '--image_file', str(bad)])
+
+
+def test_infer_onnx_refuses_what_it_cannot_run(exports, images, tmp_path, capsys):
+    """A truncated JPEG (cv2.imread decodes it half grey; the Preprocessor's rule refuses it),
+    Paddle's model.pdiparams and the TensorRT plugin graph as --onnx_file: clear errors, no
+    traceback. An export directory is accepted as --infer_cfg."""
+    ok, data = cv2.imencode('.jpg', cv2.imread(images[0]))
+    truncated = tmp_path / 'truncated.jpg'
+    truncated.write_bytes(data.tobytes()[:len(data) // 3])
+    assert cv2.imread(str(truncated)) is not None
+    base = ['--infer_cfg', exports['nms'], '--output_dir', str(tmp_path / 'out')]
+    with pytest.raises(SystemExit, match=f'cannot decode image {truncated}: not an image'):
+        infer_onnx.main(base + ['--onnx_file', exports['nms_onnx'],
+                                '--image_file', str(truncated)])
+    params = os.path.join(exports['nms'], 'model.pdiparams')
+    with pytest.raises(SystemExit, match=f'--onnx_file {params}: ONNX Runtime cannot load it.*'
+                                         f'deploy/python/infer.py'):
+        infer_onnx.main(base + ['--onnx_file', params, '--image_file', images[0]])
+    node = onnx.helper.make_node('EfficientNMS_TRT', ['x'], ['y'])
+    graph = onnx.helper.make_graph(
+        [node], 'g', [onnx.helper.make_tensor_value_info('x', onnx.TensorProto.FLOAT, [1, 4])],
+        [onnx.helper.make_tensor_value_info('y', onnx.TensorProto.FLOAT, [1, 4])])
+    trt_file = str(tmp_path / 'model_trt_nms.onnx')
+    onnx.save(onnx.helper.make_model(graph), trt_file)
+    with pytest.raises(SystemExit, match='is the TensorRT graph .*EfficientNMS_TRT.*model.onnx'):
+        infer_onnx.main(base + ['--onnx_file', trt_file, '--image_file', images[0]])
+    got = infer_onnx.main(base + ['--onnx_file', exports['nms_onnx'], '--image_file', images[0]])
+    assert list(got) == [images[0]]
+    with pytest.raises(SystemExit) as exit_info:
+        infer_onnx.main(base + ['--onnx_file', exports['nms_onnx'], '--image_file', images[0],
+                                '--threshold', '-0.1'])
+    assert exit_info.value.code == 2 and '--threshold must be in [0, 1]' in capsys.readouterr().err
 
 
 def test_infer_onnx_benchmark(exports, images, capsys):

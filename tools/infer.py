@@ -3,11 +3,14 @@
 [--draw_threshold 0.5] [--output_dir output] [--save_results]``.
 
 Writes each image with its detections (score >= ``--draw_threshold``) drawn and labelled to
-``--output_dir`` under its own file name; ``--save_results`` also writes ``bbox.json`` there:
-every detection in COCO's result format (``image_id``: the image's position in the run,
-``category_id`` from the TestDataset's annotation file, ``bbox`` [x, y, w, h] in original pixels,
-``score``) plus the image's ``file_name``. An unreadable ``--infer_img`` is an error naming it; in
-an ``--infer_dir`` run an unreadable image is skipped with a warning.
+``--output_dir`` under its own file name (an ``--infer_dir`` run keeps the path relative to it;
+the input directory itself is refused as ``--output_dir``); ``--save_results`` also writes
+``bbox.json`` there: every detection in COCO's result format (``image_id``: the id of the image's
+file name in the TestDataset's COCO annotation file, else its position in the run;
+``category_id`` from that file, ``bbox`` [x, y, w, h] in original pixels, ``score``) plus the
+image's ``file_name``. An unreadable ``--infer_img`` is an error naming it; in an ``--infer_dir``
+run an unreadable image is skipped with a warning, and a directory of which none is readable is
+an error.
 """
 
 import json
@@ -30,7 +33,9 @@ def parse(argv=None):
                         help='lowest score drawn (default 0.5)')
     parser.add_argument('--output_dir', default='output', help='where results go')
     parser.add_argument('--save_results', action='store_true',
-                        help='also write the detections to <output_dir>/bbox.json')
+                        help='also write the detections to <output_dir>/bbox.json (image_id: the id '
+                             "of the file name in the TestDataset's COCO annotation file, else "
+                             'the position in the run)')
     return (parser, *parser.parse_config(argv))
 
 
@@ -39,6 +44,10 @@ def main(argv=None):
     parser, args, cfg = parse(argv)
     if not cfg.get('weights'):
         parser.error('no weights: pass -o weights=path/to/model_final')
+    source = args.infer_dir if args.infer_dir else os.path.dirname(args.infer_img) or '.'
+    if os.path.realpath(args.output_dir) == os.path.realpath(source):
+        parser.error(f'--output_dir {args.output_dir} is the directory of the input images: the '
+                     f'drawn images would overwrite them; choose another --output_dir')
 
     import cv2
 
@@ -52,10 +61,15 @@ def main(argv=None):
     except (ImageDecodeError, FileNotFoundError, ValueError) as e:
         parser.exit(1, f'infer.py: error: {e}\n')
 
-    os.makedirs(args.output_dir, exist_ok=True)
+    if not predictions:
+        parser.exit(1, f'infer.py: error: --infer_dir {args.infer_dir}: none of its '
+                       f'{len(images)} images could be read\n')
     for im_file, dets in predictions:
         drawn = draw_bboxes(cv2.imread(im_file), dets, predictor.labels, args.draw_threshold)
-        out_file = os.path.join(args.output_dir, os.path.basename(im_file))
+        relative = (os.path.relpath(im_file, args.infer_dir) if args.infer_dir
+                    else os.path.basename(im_file))
+        out_file = os.path.join(args.output_dir, relative)
+        os.makedirs(os.path.dirname(out_file) or '.', exist_ok=True)
         cv2.imwrite(out_file, drawn)
         shown = dets[dets[:, 1] >= args.draw_threshold]
         print(f'{im_file}: {len(dets)} detections, {len(shown)} >= {args.draw_threshold} drawn '
@@ -66,7 +80,7 @@ def main(argv=None):
     if args.save_results:
         path = os.path.join(args.output_dir, 'bbox.json')
         with open(path, 'w') as f:
-            json.dump(coco_results(predictions, predictor.clsid2catid), f)
+            json.dump(coco_results(predictions, predictor.clsid2catid, predictor.file_ids), f)
         print(f'detections of {len(predictions)} images written to {path}')
     return predictions
 

@@ -26,12 +26,11 @@ import yaml
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from postprocess import detections  # noqa: E402
-from preprocess import ImageReadError, Preprocessor  # noqa: E402
+from preprocess import IMAGE_EXTENSIONS, ImageReadError, Preprocessor, read_image  # noqa: E402,E501
 from visualize import draw_detections  # noqa: E402
 
-__all__ = ['Detector', 'find_model_file', 'list_images', 'main']
+__all__ = ['Detector', 'find_model_file', 'list_images', 'run', 'main']
 
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 RUN_MODES = ('paddle', 'trt_fp32', 'trt_fp16')
 
 
@@ -192,7 +191,8 @@ class Detector:
 
 
 def list_images(image_file=None, image_dir=None):
-    """The image paths to run on: ``image_file``, or the images in ``image_dir`` (sorted).
+    """The image paths to run on: ``image_file``, or the image files under ``image_dir``
+    (recursive, sorted; extensions ``IMAGE_EXTENSIONS``, any case, as ``tools/infer.py``).
 
     Raises:
         FileNotFoundError: a missing file or directory; ValueError: no image in the directory.
@@ -204,64 +204,82 @@ def list_images(image_file=None, image_dir=None):
     if not os.path.isdir(image_dir):
         raise FileNotFoundError(f'--image_dir {image_dir} is not a directory')
     images = sorted(p for p in glob.glob(os.path.join(image_dir, '**', '*'), recursive=True)
-                    if p.lower().endswith(IMAGE_EXTENSIONS))
+                    if p.lower().endswith(IMAGE_EXTENSIONS) and not os.path.isdir(p))
     if not images:
         raise ValueError(f'--image_dir {image_dir}: no {"/".join(IMAGE_EXTENSIONS)} image found')
     return images
 
 
 def _readable(path, single):
-    """``path`` decoded (BGR), or None after a warning when a directory run meets a bad file."""
-    image = cv2.imread(path)
-    if image is not None:
-        return image
-    if single:
-        raise ImageReadError(f'cannot read image {path}: missing or not an image OpenCV can read')
-    print(f'warning: skipping unreadable image {path}', file=sys.stderr)
-    return None
+    """``path`` decoded as BGR uint8 by ``preprocess.read_image`` (the Preprocessor's rule: a
+    truncated or corrupt file is refused, not half decoded), or None after a warning when a
+    directory run meets a bad file.
+
+    Raises:
+        ImageReadError: an unreadable file in a single-image run (``single``).
+    """
+    try:
+        return cv2.cvtColor(read_image(path), cv2.COLOR_RGB2BGR)
+    except ImageReadError as e:
+        if single:
+            raise
+        print(f'warning: skipping {path}: {e}', file=sys.stderr)
+        return None
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--model_dir', required=True, help='directory of tools/export_model.py')
+def add_run_args(parser):
+    """The arguments both runners share (images, threshold, output, batch, benchmark)."""
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--image_file', help='one image')
-    source.add_argument('--image_dir', help='a directory of images (searched recursively)')
-    parser.add_argument('--device', default='CPU', type=str.upper, choices=['CPU', 'GPU'])
-    parser.add_argument('--run_mode', default='paddle', choices=RUN_MODES)
+    source.add_argument('--image_dir', help='a directory of images (searched recursively; '
+                                            f'{"/".join(IMAGE_EXTENSIONS)}, any case)')
     parser.add_argument('--threshold', type=float, default=None,
-                        help="score threshold for drawing and printing (default: infer_cfg's "
-                             'draw_threshold)')
-    parser.add_argument('--output_dir', default='output', help='where drawn images go')
-    parser.add_argument('--batch_size', type=int, default=1)
-    parser.add_argument('--cpu_threads', type=int, default=1)
-    parser.add_argument('--enable_mkldnn', action='store_true',
-                        help='oneDNN CPU kernels (about 3x faster with Paddle 2.6; Paddle 3.3 '
-                             "refuses them for this model's upsampling op)")
+                        help="score threshold in [0, 1] for drawing and printing (default: "
+                             "infer_cfg's draw_threshold)")
+    parser.add_argument('--output_dir', default='output',
+                        help='where drawn images go (an --image_dir run keeps the relative paths '
+                             'under it); must not be the input directory')
+    parser.add_argument('--batch_size', type=int, default=1, help='images per run (>= 1)')
     parser.add_argument('--run_benchmark', action='store_true',
                         help='time each stage (inference repeated 10 times after a warm-up); no '
                              'images are written')
-    return parser.parse_args(argv)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    try:
-        images = list_images(args.image_file, args.image_dir)
-        detector = Detector(args.model_dir, args.device, args.run_mode, args.batch_size,
-                            args.cpu_threads, args.enable_mkldnn)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        sys.exit(f'error: {e}')
+def check_run_args(parser, args):
+    """Refuse (``parser.error``, exit 2) a batch size < 1, a threshold outside [0, 1] and an
+    ``--output_dir`` that is the input directory (drawn images would replace the sources)."""
+    if args.batch_size < 1:
+        parser.error(f'--batch_size must be >= 1, got {args.batch_size}')
+    if args.threshold is not None and not 0. <= args.threshold <= 1.:
+        parser.error(f'--threshold must be in [0, 1], got {args.threshold}')
+    source = args.image_dir if args.image_dir else os.path.dirname(args.image_file) or '.'
+    if not args.run_benchmark and os.path.realpath(args.output_dir) == os.path.realpath(source):
+        parser.error(f'--output_dir {args.output_dir} is the directory of the input images: the '
+                     f'drawn images would overwrite them; choose another --output_dir')
+
+
+def _output_path(path, args):
+    relative = (os.path.relpath(path, args.image_dir) if args.image_dir
+                else os.path.basename(path))
+    return os.path.join(args.output_dir, relative)
+
+
+def run(detector, args, images, setting):
+    """Detect on ``images`` in batches of ``args.batch_size``, print the detections at or above
+    the threshold and draw them to ``--output_dir`` (relative paths kept), or, with
+    ``--run_benchmark``, time the stages after a warm-up on the first readable image and print
+    ``setting`` with the ms per image.
+
+    Returns:
+        dict: image path -> ``[n, 6]`` detections (every kept one, unthresholded).
+    Exits (``sys.exit``, status 1): an unreadable ``--image_file``; a directory of which no image
+        is readable; ``--enable_mkldnn`` refused by this Paddle's oneDNN.
+    """
     threshold = detector.threshold if args.threshold is None else args.threshold
     repeats = 10 if args.run_benchmark else 1
-    if args.run_benchmark:
-        detector.predict([images[0]] * args.batch_size)  # warm-up, not timed
-        detector.times = dict.fromkeys(detector.times, 0)
-    if not args.run_benchmark:
-        os.makedirs(args.output_dir, exist_ok=True)
-    results = {}
     single = args.image_file is not None
+    warm = not args.run_benchmark
+    results = {}
     for start in range(0, len(images), args.batch_size):
         paths, arrays = [], []
         for path in images[start:start + args.batch_size]:
@@ -274,7 +292,19 @@ def main(argv=None):
                 arrays.append(image)
         if not arrays:
             continue
-        for path, image, dets in zip(paths, arrays, detector.predict(arrays, repeats)):
+        try:
+            if not warm:
+                detector.predict(arrays[:1] * args.batch_size)  # warm-up, not timed
+                detector.times = dict.fromkeys(detector.times, 0)
+                warm = True
+            batch_dets = detector.predict(arrays, repeats)
+        except NotImplementedError as e:
+            if not getattr(args, 'enable_mkldnn', False):
+                raise
+            sys.exit(f'error: --enable_mkldnn: oneDNN refuses this program on Paddle 3.x '
+                     f'({type(e).__name__}: {str(e).strip().splitlines()[0]}); it works on '
+                     f'Paddle 2.6: run without --enable_mkldnn here')
+        for path, image, dets in zip(paths, arrays, batch_dets):
             results[path] = dets
             kept = dets[dets[:, 1] >= threshold]
             print(f'{path}: {len(kept)} detections >= {threshold}')
@@ -282,17 +312,49 @@ def main(argv=None):
                 name = detector.labels[int(cls)] if int(cls) < len(detector.labels) else int(cls)
                 print(f'  {name} {score:.3f} [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]')
             if not args.run_benchmark:
-                out = os.path.join(args.output_dir, os.path.basename(path))
+                out = _output_path(path, args)
+                os.makedirs(os.path.dirname(out) or '.', exist_ok=True)
                 cv2.imwrite(out, draw_detections(image, dets, detector.labels, threshold))
-    if args.run_benchmark and detector.times['images']:
+    if not results:
+        sys.exit(f'error: --image_dir {args.image_dir}: none of its {len(images)} images could '
+                 f'be read')
+    if args.run_benchmark:
         n = detector.times['images']
-        print(f'images: {n}, batch size {args.batch_size}, run mode {args.run_mode}, device '
-              f'{args.device}; ms per image: ' + ', '.join(
-                  f'{k} {detector.times[k] * 1000 / n:.2f}'
-                  for k in ('preprocess', 'inference', 'postprocess')))
-    elif not args.run_benchmark:
+        print(f'images: {n}, batch size {args.batch_size}, {setting}; ms per image: ' +
+              ', '.join(f'{k} {detector.times[k] * 1000 / n:.2f}'
+                        for k in ('preprocess', 'inference', 'postprocess')))
+    else:
         print(f'drawn images written to {args.output_dir}')
     return results
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--model_dir', required=True, help='directory of tools/export_model.py')
+    add_run_args(parser)
+    parser.add_argument('--device', default='CPU', type=str.upper, choices=['CPU', 'GPU'])
+    parser.add_argument('--run_mode', default='paddle', choices=RUN_MODES)
+    parser.add_argument('--cpu_threads', type=int, default=1)
+    parser.add_argument('--enable_mkldnn', action='store_true',
+                        help='oneDNN CPU kernels (about 3x faster with Paddle 2.6; Paddle 3.x '
+                             "refuses them for this model's upsampling op)")
+    args = parser.parse_args(argv)
+    check_run_args(parser, args)
+    return args
+
+
+def main(argv=None):
+    """Returns ``{image path: [n, 6] detections}`` (every kept detection, unthresholded)."""
+    args = parse_args(argv)
+    try:
+        images = list_images(args.image_file, args.image_dir)
+        detector = Detector(args.model_dir, args.device, args.run_mode, args.batch_size,
+                            args.cpu_threads, args.enable_mkldnn)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        sys.exit(f'error: {e}')
+    return run(detector, args, images,
+               f'run mode {args.run_mode}, device {args.device}')
 
 
 if __name__ == '__main__':

@@ -18,17 +18,32 @@ import os
 import sys
 import time
 
-import cv2
 import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from infer import _readable, list_images  # noqa: E402
+from infer import add_run_args, check_run_args, list_images, run  # noqa: E402
 from postprocess import detections  # noqa: E402
-from preprocess import ImageReadError, Preprocessor  # noqa: E402
-from visualize import draw_detections  # noqa: E402
+from preprocess import Preprocessor  # noqa: E402
 
 __all__ = ['OnnxDetector', 'main']
+
+
+def _session(ort, onnx_file, options):
+    """An ONNX Runtime CPU session, or ValueError naming the file when ONNX Runtime cannot load
+    it (a Paddle file, or the TensorRT-only graph with the EfficientNMS_TRT plugin)."""
+    try:
+        return ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+    except Exception as e:  # onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if 'EfficientNMS_TRT' in str(e):
+            raise ValueError(f'--onnx_file {onnx_file} is the TensorRT graph (its NMS is the '
+                             f'EfficientNMS_TRT plugin, which only TensorRT runs): give the '
+                             f'model.onnx of the same export') from e
+        raise ValueError(f'--onnx_file {onnx_file}: ONNX Runtime cannot load it as an ONNX model '
+                         f'({type(e).__name__}: {reason}); give the model.onnx written by '
+                         f'tools/export_model.py --onnx (model.pdiparams / model.json are the '
+                         f'Paddle export: run them with deploy/python/infer.py)') from e
 
 
 class OnnxDetector:
@@ -36,17 +51,20 @@ class OnnxDetector:
 
     Args:
         onnx_file (str): the exported ``model.onnx``.
-        infer_cfg (str): the export's ``infer_cfg.yml``.
+        infer_cfg (str): the export's ``infer_cfg.yml``, or the export directory holding it.
         cpu_threads (int): ONNX Runtime intra-op threads (0: its default, one per core).
     Attributes:
         infer_cfg (dict), labels (list[str]), threshold (float: infer_cfg's draw_threshold),
         times (dict): accumulated seconds of 'preprocess', 'inference', 'postprocess' and the
         number of 'images' (as ``infer.Detector``).
     Raises:
-        FileNotFoundError: a missing file; ImportError: onnxruntime is not installed.
+        FileNotFoundError: a missing file; ImportError: onnxruntime is not installed;
+        ValueError: a file ONNX Runtime cannot load (a Paddle file, the TensorRT NMS graph).
     """
 
     def __init__(self, onnx_file, infer_cfg, cpu_threads=0):
+        if os.path.isdir(infer_cfg):
+            infer_cfg = os.path.join(infer_cfg, 'infer_cfg.yml')
         for flag, path in (('--onnx_file', onnx_file), ('--infer_cfg', infer_cfg)):
             if not os.path.isfile(path):
                 raise FileNotFoundError(f'{flag} {path} does not exist')
@@ -61,8 +79,7 @@ class OnnxDetector:
         self.preprocessor = Preprocessor.from_infer_cfg(self.infer_cfg)
         options = ort.SessionOptions()
         options.intra_op_num_threads = cpu_threads
-        self.session = ort.InferenceSession(onnx_file, options,
-                                            providers=['CPUExecutionProvider'])
+        self.session = _session(ort, onnx_file, options)
         self.input_names = [i.name for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         # the graph says whether it ends in NMS; infer_cfg.yml describes the Paddle export
@@ -99,21 +116,14 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--onnx_file', required=True, help='model.onnx of tools/export_model.py')
-    parser.add_argument('--infer_cfg', required=True, help='infer_cfg.yml of the same export')
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument('--image_file', help='one image')
-    source.add_argument('--image_dir', help='a directory of images (searched recursively)')
-    parser.add_argument('--threshold', type=float, default=None,
-                        help="score threshold for drawing and printing (default: infer_cfg's "
-                             'draw_threshold)')
-    parser.add_argument('--output_dir', default='output', help='where drawn images go')
-    parser.add_argument('--batch_size', type=int, default=1)
+    parser.add_argument('--infer_cfg', required=True,
+                        help='infer_cfg.yml of the same export (or its export directory)')
+    add_run_args(parser)
     parser.add_argument('--cpu_threads', type=int, default=0,
                         help='ONNX Runtime threads (0: one per core)')
-    parser.add_argument('--run_benchmark', action='store_true',
-                        help='time each stage (inference repeated 10 times after a warm-up); no '
-                             'images are written')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    check_run_args(parser, args)
+    return args
 
 
 def main(argv=None):
@@ -124,44 +134,7 @@ def main(argv=None):
         detector = OnnxDetector(args.onnx_file, args.infer_cfg, args.cpu_threads)
     except (FileNotFoundError, ValueError, ImportError) as e:
         sys.exit(f'error: {e}')
-    threshold = detector.threshold if args.threshold is None else args.threshold
-    repeats = 10 if args.run_benchmark else 1
-    if args.run_benchmark:
-        detector.predict([images[0]] * args.batch_size)  # warm-up, not timed
-        detector.times = dict.fromkeys(detector.times, 0)
-    else:
-        os.makedirs(args.output_dir, exist_ok=True)
-    results = {}
-    for start in range(0, len(images), args.batch_size):
-        paths, arrays = [], []
-        for path in images[start:start + args.batch_size]:
-            try:
-                image = _readable(path, single=args.image_file is not None)
-            except ImageReadError as e:
-                sys.exit(f'error: {e}')
-            if image is not None:
-                paths.append(path)
-                arrays.append(image)
-        if not arrays:
-            continue
-        for path, image, dets in zip(paths, arrays, detector.predict(arrays, repeats)):
-            results[path] = dets
-            kept = dets[dets[:, 1] >= threshold]
-            print(f'{path}: {len(kept)} detections >= {threshold}')
-            for cls, score, x1, y1, x2, y2 in kept:
-                name = detector.labels[int(cls)] if int(cls) < len(detector.labels) else int(cls)
-                print(f'  {name} {score:.3f} [{x1:.1f}, {y1:.1f}, {x2:.1f}, {y2:.1f}]')
-            if not args.run_benchmark:
-                out = os.path.join(args.output_dir, os.path.basename(path))
-                cv2.imwrite(out, draw_detections(image, dets, detector.labels, threshold))
-    if args.run_benchmark and detector.times['images']:
-        n = detector.times['images']
-        print(f'images: {n}, batch size {args.batch_size}, ONNX Runtime CPU; ms per image: ' +
-              ', '.join(f'{k} {detector.times[k] * 1000 / n:.2f}'
-                        for k in ('preprocess', 'inference', 'postprocess')))
-    elif not args.run_benchmark:
-        print(f'drawn images written to {args.output_dir}')
-    return results
+    return run(detector, args, images, 'ONNX Runtime CPU')
 
 
 if __name__ == '__main__':

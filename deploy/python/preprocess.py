@@ -28,8 +28,12 @@ import cv2
 import numpy as np
 import yaml
 
-__all__ = ['ImageReadError', 'read_image', 'Resize', 'NormalizeImage', 'Permute', 'PadStride',
+__all__ = ['IMAGE_EXTENSIONS', 'ImageReadError', 'read_image', 'Resize', 'NormalizeImage', 'Permute', 'PadStride',
            'Preprocessor', 'OPS']
+
+
+# what a directory run picks up (any case): ppdet_lite's IMAGE_EXTENSIONS (tools/infer.py)
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
 
 
 class ImageReadError(ValueError):

@@ -306,7 +306,7 @@ def _trace_safe():
 
 
 def export_model(cfg, output_dir='output_inference', exclude_nms=None, exclude_post_process=None,
-                 trt=None, weights=None):
+                 trt=None, weights=None, temporary=False):
     """Write the inference model and infer_cfg.yml of ``cfg`` to ``output_dir/<config stem>/``.
 
     Args:
@@ -315,6 +315,8 @@ def export_model(cfg, output_dir='output_inference', exclude_nms=None, exclude_p
         exclude_nms, exclude_post_process, trt (bool | None): the head's switches; None keeps
             the config's value.
         weights (str | None): checkpoint; default ``cfg.weights``.
+        temporary (bool): an intermediate export (the ONNX conversion's no-NMS one): its
+            "exported" line is logged at debug level, so users do not read it as their model.
     Returns:
         str: the export directory.
     Raises:
@@ -346,9 +348,11 @@ def export_model(cfg, output_dir='output_inference', exclude_nms=None, exclude_p
         yaml.safe_dump(infer_cfg, f, sort_keys=False, default_flow_style=None)
     program, _ = find_model_file(save_dir)
     size = 'dynamic size' if dynamic else f'{image_shape[1]} x {image_shape[2]}'
-    kind = ('without NMS' if infer_cfg['exclude_nms'] else 'without post-processing'
-            if infer_cfg['exclude_post_process'] else 'with NMS')
-    logger.info(f'exported the {cfg.architecture} model ({size}, {kind}; inputs '
+    # exclude_post_process wins over exclude_nms in the head: its layout is the one exported
+    kind = ('without post-processing' if infer_cfg['exclude_post_process'] else 'without NMS'
+            if infer_cfg['exclude_nms'] else 'with NMS')
+    log = logger.debug if temporary else logger.info
+    log(f'exported the {cfg.architecture} model ({size}, {kind}; inputs '
                 f'{", ".join(model.inference_inputs)}) to {program}, {PARAMS_FILE} and '
                 f'infer_cfg.yml')
     return save_dir

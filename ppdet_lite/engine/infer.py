@@ -6,6 +6,7 @@ TestReader's own transforms, so these detections are those of the exported model
 ``deploy/python/infer.py`` on the same image (up to float rounding; tested).
 """
 
+import json
 import os
 
 import numpy as np
@@ -19,7 +20,7 @@ from ppdet_lite.metrics.json_results import get_det_res
 from ppdet_lite.utils.logger import get_logger
 from .export import build_inference_model, refuse_export_switches
 
-__all__ = ['Predictor', 'list_images', 'coco_results']
+__all__ = ['Predictor', 'list_images', 'coco_results', 'image_ids_by_name']
 
 logger = get_logger(__name__)
 
@@ -61,7 +62,8 @@ class Predictor:
             ``refuse_export_switches``), weights that do not fit the model.
     Attributes:
         labels (list[str]): class names by class index; clsid2catid (dict): class index ->
-            category id of the TestDataset's annotation file (COCO results use it).
+            category id of the TestDataset's annotation file (COCO results use it);
+        file_ids (dict): image file name -> id in that file (``image_ids_by_name``).
     """
 
     def __init__(self, cfg, weights=None):
@@ -75,6 +77,7 @@ class Predictor:
         anno = dataset.get_anno() if hasattr(dataset, 'get_anno') else None
         self.clsid2catid, catid2name = get_categories(cfg.get('metric', 'COCO'), anno)
         self.labels = [str(catid2name[self.clsid2catid[i]]) for i in range(len(self.clsid2catid))]
+        self.file_ids = image_ids_by_name(anno) if cfg.get('metric', 'COCO') == 'COCO' else {}
 
     def preprocess(self, im_file):
         """The TestReader sample of one image file.
@@ -125,12 +128,42 @@ class Predictor:
         return results
 
 
-def coco_results(predictions, clsid2catid):
-    """COCO result dicts (``image_id`` = position in ``predictions``, ``category_id`` through
-    ``clsid2catid``, ``bbox`` [x, y, w, h], ``score``) plus each image's ``file_name``."""
+def image_ids_by_name(anno_path):
+    """``{file name: image id}`` of a COCO annotation file's ``images`` (file names reduced to
+    their base name; a base name listed twice is left out as ambiguous); ``{}`` when there is
+    no such file or it is not COCO JSON."""
+    if not anno_path or not os.path.isfile(anno_path):
+        return {}
+    try:
+        with open(anno_path) as f:
+            images = json.load(f).get('images') or []
+    except (OSError, ValueError, AttributeError):
+        return {}
+    ids, seen = {}, set()
+    for image in images:
+        name = os.path.basename(str(image.get('file_name', '')))
+        if name in seen:
+            ids.pop(name, None)
+        elif 'id' in image:
+            ids[name] = image['id']
+        seen.add(name)
+    return ids
+
+
+def coco_results(predictions, clsid2catid, file_ids=None):
+    """COCO result dicts (``image_id``, ``category_id`` through ``clsid2catid``, ``bbox`` [x, y,
+    w, h], ``score``) plus each image's ``file_name`` (base name).
+
+    ``image_id`` is the id of the image's file name in ``file_ids`` (the TestDataset's COCO
+    annotation file, see ``image_ids_by_name``), so pycocotools' ``loadRes`` against that file
+    works; an image not listed there gets its position in ``predictions``.
+    """
+    file_ids = file_ids or {}
     results = []
-    for image_id, (im_file, dets) in enumerate(predictions):
+    for position, (im_file, dets) in enumerate(predictions):
+        name = os.path.basename(im_file)
+        image_id = file_ids.get(name, position)
         for row in get_det_res(dets, [len(dets)], [image_id], clsid2catid):
-            row['file_name'] = os.path.basename(im_file)
+            row['file_name'] = name
             results.append(row)
     return results

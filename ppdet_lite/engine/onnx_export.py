@@ -305,9 +305,13 @@ def export_onnx(cfg, export_dir, opset_version=11, save_file=None):
         _check_nms(nms)
         raw_parent = tempfile.mkdtemp(prefix='ppdet_lite_raw_')
         try:
-            raw_dir = export_model(cfg, raw_parent, exclude_nms=True)
+            raw_dir = export_model(cfg, raw_parent, exclude_nms=True, temporary=True)
             paddle_to_onnx(raw_dir, save_file, opset_version, nms=nms)
         finally:
             shutil.rmtree(raw_parent, ignore_errors=True)
+        logger.info('ONNX model saved to %s (converted from a temporary export without NMS, '
+                    'followed by the ONNX NMS of infer_cfg.yml: outputs bbox, bbox_num)',
+                    save_file)
+        return save_file
     logger.info('ONNX model saved to %s', save_file)
     return save_file
