@@ -241,6 +241,10 @@ def test_tools_infer_directory_outputs_and_coco_image_ids(setup, tmp_path, capsy
         tool.main(argv + ['--infer_dir', str(tmp_path / 'in'), '--output_dir',
                           str(tmp_path / 'in')])
     assert exit_info.value.code == 2 and 'would overwrite them' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(argv + ['--infer_dir', str(tmp_path / 'in'), '--draw_threshold', '1.5'])
+    assert exit_info.value.code == 2 and '--draw_threshold must be in [0, 1], got 1.5' in \
+        capsys.readouterr().err
     (tmp_path / 'bad').mkdir()
     (tmp_path / 'bad' / 'b.jpg').write_bytes(b'not an image')
     with pytest.raises(SystemExit) as exit_info:

@@ -30,7 +30,7 @@ def parse(argv=None):
     source.add_argument('--infer_img', default=None, help='an image file')
     source.add_argument('--infer_dir', default=None, help='a directory of images (recursive)')
     parser.add_argument('--draw_threshold', type=float, default=0.5,
-                        help='lowest score drawn (default 0.5)')
+                        help='lowest score drawn, in [0, 1] (default 0.5)')
     parser.add_argument('--output_dir', default='output', help='where results go')
     parser.add_argument('--save_results', action='store_true',
                         help='also write the detections to <output_dir>/bbox.json (image_id: the id '
@@ -44,6 +44,8 @@ def main(argv=None):
     parser, args, cfg = parse(argv)
     if not cfg.get('weights'):
         parser.error('no weights: pass -o weights=path/to/model_final')
+    if not 0. <= args.draw_threshold <= 1.:
+        parser.error(f'--draw_threshold must be in [0, 1], got {args.draw_threshold}')
     source = args.infer_dir if args.infer_dir else os.path.dirname(args.infer_img) or '.'
     if os.path.realpath(args.output_dir) == os.path.realpath(source):
         parser.error(f'--output_dir {args.output_dir} is the directory of the input images: the '
