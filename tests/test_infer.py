@@ -265,3 +265,16 @@ def test_deploy_runner_enable_mkldnn(setup, export_dir, tmp_path):
             deploy_infer.main(argv)
     else:
         assert list(deploy_infer.main(argv)) == [setup['images'][0]]
+
+
+def test_directory_runs_and_single_images_accept_the_same_extensions():
+    """One list: what --infer_img reads, --infer_dir / --image_dir list (webp included)."""
+    import importlib.util
+    from ppdet_lite.data.datasets.image_folder import IMAGE_EXTENSIONS
+    spec = importlib.util.spec_from_file_location(
+        'deploy_preprocess', os.path.join(os.path.dirname(__file__), '..', 'deploy', 'python',
+                                          'preprocess.py'))
+    deploy_preprocess = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(deploy_preprocess)
+    assert deploy_preprocess.IMAGE_EXTENSIONS == IMAGE_EXTENSIONS
+    assert '.webp' in IMAGE_EXTENSIONS

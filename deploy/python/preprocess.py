@@ -33,7 +33,7 @@ __all__ = ['IMAGE_EXTENSIONS', 'ImageReadError', 'read_image', 'Resize', 'Normal
 
 
 # what a directory run picks up (any case): ppdet_lite's IMAGE_EXTENSIONS (tools/infer.py)
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 
 class ImageReadError(ValueError):

@@ -16,7 +16,7 @@ from .dataset import DetDataset
 __all__ = ['ImageFolder', 'IMAGE_EXTENSIONS']
 
 # PaddleDetection's image extensions (case-insensitive).
-IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp')
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp')
 
 
 def _is_image(path):
