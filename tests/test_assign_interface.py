@@ -153,3 +153,16 @@ def test_grid_priors_are_cell_centres_with_square_boxes():
     assert priors.boxes.numpy()[0].tolist() == [-64, -64, 96, 96]
     assert priors.boxes.numpy()[2].tolist() == [-32, -32, 48, 48]
     assert priors.strides.numpy().tolist() == [32, 32, 16, 16, 16, 16]
+
+
+def test_level_spans_locate_each_level_and_check_the_priors():
+    priors = grid_priors([(1, 2), (2, 2)], [32, 16])
+    # level 0: priors 0..1 (1 x 2); level 1 starts after them, 2 x 2
+    assert priors.level_spans('X') == [(0, 1, 2), (2, 2, 2)]
+    wrong_shapes = priors._replace(level_shapes=[(2, 2), (1, 2)])
+    with pytest.raises(ValueError, match=r'X: priors.num_anchors_list \[2, 4\] does not match'):
+        wrong_shapes.level_spans('X')
+    wrong_count = priors._replace(num_anchors_list=[2, 4, 0], level_shapes=[(1, 2), (2, 2), (0, 0)],
+                                  points=priors.points[:5])
+    with pytest.raises(ValueError, match='sums to 6 but priors.points has 5 priors'):
+        wrong_count.level_spans('X')

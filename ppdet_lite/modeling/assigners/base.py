@@ -45,6 +45,28 @@ class Priors(namedtuple('Priors', ['points', 'boxes', 'strides', 'num_anchors_li
     """
     __slots__ = ()
 
+    def level_spans(self, owner):
+        """``[(start, rows, cols)]`` of the levels, after checking ``num_anchors_list``,
+        ``level_shapes`` and ``L`` against each other.
+
+        Raises:
+            ValueError: naming ``owner``, when they disagree.
+        """
+        counts = [int(c) for c in self.num_anchors_list]
+        shapes = [(int(h), int(w)) for h, w in self.level_shapes]
+        if len(counts) != len(shapes) or any(c != h * w for c, (h, w) in zip(counts, shapes)):
+            raise ValueError(f'{owner}: priors.num_anchors_list {counts} does not match '
+                             f'priors.level_shapes {shapes} (rows * cols per level)')
+        num_priors = self.points.shape[0]
+        if num_priors >= 0 and sum(counts) != num_priors:
+            raise ValueError(f'{owner}: priors.num_anchors_list {counts} sums to {sum(counts)} '
+                             f'but priors.points has {num_priors} priors')
+        spans, start = [], 0
+        for rows, cols in shapes:
+            spans.append((start, rows, cols))
+            start += rows * cols
+        return spans
+
 
 def grid_priors(level_shapes, fpn_strides, grid_cell_scale=5.0, grid_cell_offset=0.5):
     """PP-YOLOE's priors: one per feature-map cell, a square box of ``grid_cell_scale`` strides.

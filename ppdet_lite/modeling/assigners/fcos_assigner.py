@@ -125,7 +125,7 @@ class FCOSAssigner(BaseAssigner):
         if preds is not None:
             check_tensor(owner, 'preds.bboxes', preds.bboxes, ['B', 'L', 4], sizes,
                          dtypes=('float32',))
-        levels = _level_spans(owner, priors)
+        levels = priors.level_spans(owner)
         if len(levels) != len(self.object_sizes_boundary) + 1:
             raise ValueError(
                 f'{owner}: object_sizes_boundary {self.object_sizes_boundary} defines '
@@ -237,24 +237,6 @@ def _check_boundaries(owner, boundaries):
     if any(not math.isfinite(b) or b <= 0 for b in values) or any(
             a >= b for a, b in zip(values, values[1:])):
         raise ValueError(f'{owner}: object_sizes_boundary must be {what}, got {boundaries!r}')
-
-
-def _level_spans(owner, priors):
-    """``[(start, rows, cols)]`` of the levels, after checking them against each other and L."""
-    counts = [int(c) for c in priors.num_anchors_list]
-    shapes = [(int(h), int(w)) for h, w in priors.level_shapes]
-    if len(counts) != len(shapes) or any(c != h * w for c, (h, w) in zip(counts, shapes)):
-        raise ValueError(f'{owner}: priors.num_anchors_list {counts} does not match '
-                         f'priors.level_shapes {shapes} (rows * cols per level)')
-    num_priors = priors.points.shape[0]
-    if num_priors >= 0 and sum(counts) != num_priors:
-        raise ValueError(f'{owner}: priors.num_anchors_list {counts} sums to {sum(counts)} but '
-                         f'priors.points has {num_priors} priors')
-    spans, start = [], 0
-    for rows, cols in shapes:
-        spans.append((start, rows, cols))
-        start += rows * cols
-    return spans
 
 
 def _stride_ranks(strides, levels):

@@ -112,7 +112,7 @@ class YOLOv3Assigner(BaseAssigner):
         if preds is not None:
             check_tensor(owner, 'preds.bboxes', preds.bboxes, ['B', 'L', 4], sizes,
                          dtypes=('float32',))
-        levels = _level_spans(owner, priors)
+        levels = priors.level_spans(owner)
         batch_size, num_gts = gts.bboxes.shape[:2]
         num_priors = priors.boxes.shape[0]
         if batch_size == 0 or num_gts == 0 or num_priors == 0:
@@ -202,21 +202,3 @@ def _shape_box(boxes):
     """``[R, 4]``: boxes of the same width and height placed at the origin (shape-only IoU)."""
     wh = boxes[:, 2:4] - boxes[:, 0:2]
     return paddle.concat([paddle.zeros_like(wh), wh], axis=1)
-
-
-def _level_spans(owner, priors):
-    """``[(start, rows, cols)]`` of the levels, after checking them against each other and L."""
-    counts = [int(c) for c in priors.num_anchors_list]
-    shapes = [(int(h), int(w)) for h, w in priors.level_shapes]
-    if len(counts) != len(shapes) or any(c != h * w for c, (h, w) in zip(counts, shapes)):
-        raise ValueError(f'{owner}: priors.num_anchors_list {counts} does not match '
-                         f'priors.level_shapes {shapes} (rows * cols per level)')
-    num_priors = priors.boxes.shape[0]
-    if num_priors >= 0 and sum(counts) != num_priors:
-        raise ValueError(f'{owner}: priors.num_anchors_list {counts} sums to {sum(counts)} but '
-                         f'priors.boxes has {num_priors} priors')
-    spans, start = [], 0
-    for rows, cols in shapes:
-        spans.append((start, rows, cols))
-        start += rows * cols
-    return spans
