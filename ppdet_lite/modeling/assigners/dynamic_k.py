@@ -16,7 +16,8 @@ prior grid). ``image_scope_matching`` is the references' scope, where every GT o
 ranks every candidate of the image: dense over the [B, n, L] pairs, by blocks of about
 ``_BLOCK_ELEMENTS`` (``image_blocks``), with ``image_candidates`` for the image's candidates,
 ``image_pair_inputs`` for each pair's class probability and IoU, and ``matched_iou`` for the
-positives' IoUs.
+positives' IoUs. ``DynamicKAssigner`` is the ``assign`` both dynamic-k assigners share around
+these two scopes.
 
 The per-GT top-k of ``dynamic_k_matching`` runs on int64 keys ``(float order of the value) * P +
 pair index``: distinct, so no kernel tie order is involved, and within a GT the pair index grows
@@ -32,13 +33,15 @@ prior, not per pair) with the GT class's term swapped for its own.
 import paddle
 
 from ..bbox_utils import bbox_iou, plane_iou
-from .base import BACKGROUND
+from ..checks import check_tensor
+from .base import BACKGROUND, BaseAssigner, background_result, build_result
 from .conflicts import resolve_conflicts_pairs
+from .gt_check import check_gt_inputs
 from .ordering import monotone_bits
 
 __all__ = ['dynamic_k_matching', 'lowest_keys_per_gt', 'per_prior_sum', 'clamped_log',
            'image_blocks', 'image_scope_matching', 'image_candidates', 'image_pair_inputs',
-           'matched_iou']
+           'matched_iou', 'DynamicKAssigner', 'CANDIDATE_SCOPES', 'PRED_IOU_EPS']
 
 # Key of a left-out pair: above every real key, and a power of two, which Paddle's full_like
 # keeps exact (it passes the fill value through a float).
@@ -53,6 +56,9 @@ LOG_CLAMP = 100.0
 # Pairs per block of the image-scope matching: Paddle's CPU elementwise kernels are ~10x faster on
 # outputs of up to 1-2 MB (int64 keys of 2**17 pairs) than on larger ones.
 _BLOCK_ELEMENTS = 2 ** 17
+CANDIDATE_SCOPES = ('image', 'gt')
+# Added to the union of a predicted and a GT box (PaddleDetection's batch_iou_similarity).
+PRED_IOU_EPS = 1e-9
 
 
 def per_prior_sum(scores, fn):
@@ -365,3 +371,101 @@ def matched_iou(gt_index, gt_boxes, pred_boxes, eps):
                    eps)
     return paddle.where(gt_index >= 0, iou, paddle.zeros_like(iou)).reshape(
         [num_images, num_priors])
+
+
+class DynamicKAssigner(BaseAssigner):
+    """The ``assign`` of the dynamic-k assigners (SimOTA, Dynamic Soft Label): input checks,
+    the empty batch, and the two candidate scopes around a subclass's candidates and cost.
+
+    Subclasses set ``candidate_scope`` (one of ``CANDIDATE_SCOPES``) and implement:
+
+    - ``dynamic_topk`` (int): IoUs summed for the dynamic k;
+    - ``_image_regions(priors, gts) -> (near, penalised)``: ``near(b0, b1, g0, g1)`` as
+      ``image_candidates`` takes it, and ``penalised(b0, g0)``, the ``[b1 - b0, g1 - g0, L]``
+      bool penalised pairs of the block ``near`` last saw there, or None;
+    - ``_own_candidates(owner, priors, gts, boxes, is_real) -> (gt_row, prior, gt_len, max_len,
+      valid, penalised)`` or None without any pair, as ``dynamic_k_matching`` takes them;
+    - ``_background(scores [N, C]) -> [N]`` and ``_cost(p, iou, background)``: the cost of a
+      pair from its GT class's probability, its IoU and its prior's background term.
+    """
+    needs_preds = True
+
+    @paddle.no_grad()
+    def assign(self, priors, gts, preds=None):
+        """Assign priors to GT boxes (see ``base.BaseAssigner.assign`` and the class docstring).
+
+        Args:
+            priors (Priors): ``points``, ``strides`` and ``level_shapes`` are used (a row-major
+                grid per level, as ``grid_priors`` builds).
+            gts (GTs): padded GT.
+            preds (Preds): ``scores [B, L, C]`` probabilities, ``bboxes [B, L, 4]`` pixels.
+        Returns:
+            AssignResult.
+        Raises:
+            TypeError, ValueError: ``preds`` missing, inputs of the wrong shape or dtype, a real
+                GT with a class outside ``[0, C)`` or a non-finite box.
+        """
+        owner = type(self).__name__
+        sizes = {'L': (priors.points.shape[0], 'priors.points')}
+        check_gt_inputs(owner, gts.labels, gts.bboxes, gts.mask, sizes)
+        if preds is None:
+            raise ValueError(f'{owner}.assign needs preds (predicted scores and boxes)')
+        check_tensor(owner, 'preds.scores', preds.scores, ['B', 'L', self.num_classes], sizes,
+                     dtypes=('float32',))
+        check_tensor(owner, 'preds.bboxes', preds.bboxes, ['B', 'L', 4], sizes,
+                     dtypes=('float32',))
+        batch_size, num_gts = gts.bboxes.shape[:2]
+        num_priors = priors.points.shape[0]
+        if num_gts == 0 or num_priors == 0 or batch_size == 0:
+            return background_result(batch_size, num_priors, self.num_classes, gts.labels.dtype)
+        if self.candidate_scope == 'image':
+            return self._assign_image(priors, gts, preds)
+        return self._assign_own(owner, priors, gts, preds)
+
+    def _assign_own(self, owner, priors, gts, preds):
+        """``'gt'`` scope: each GT's own candidate pairs, listed from the grid."""
+        batch_size, num_gts = gts.bboxes.shape[:2]
+        num_priors = priors.points.shape[0]
+        boxes = gts.bboxes.reshape([-1, 4])
+        is_real = gts.mask.reshape([-1]) > 0
+        found = self._own_candidates(owner, priors, gts, boxes, is_real)
+        if found is None:
+            return build_result(paddle.full([batch_size, num_priors], BACKGROUND, dtype='int64'),
+                                gts, self.num_classes)
+        gt_row, prior, gt_len, max_len, valid, penalised = found
+        flat_prior = (gt_row // num_gts) * num_priors + prior
+        iou = bbox_iou(paddle.gather(preds.bboxes.reshape([-1, 4]), flat_prior),
+                       paddle.gather(boxes, gt_row), PRED_IOU_EPS)
+        scores = preds.scores.reshape([-1, self.num_classes])
+        labels = paddle.gather(gts.labels.reshape([-1]).astype('int64'), gt_row)
+        cost = self._cost(paddle.gather(scores.reshape([-1]), flat_prior * self.num_classes
+                                        + labels),
+                          iou, paddle.gather(self._background(scores), flat_prior))
+        gt_index, pos_iou = dynamic_k_matching(
+            cost, iou, gt_row, flat_prior, paddle.cumsum(gt_len) - gt_len, gt_len, max_len,
+            num_gts, batch_size * num_priors, self.dynamic_topk, valid=valid,
+            penalised=penalised)
+        return build_result(gt_index.reshape([batch_size, num_priors]), gts, self.num_classes,
+                            pos_iou.reshape([batch_size, num_priors]))
+
+    def _assign_image(self, priors, gts, preds):
+        """``'image'`` scope, dense by blocks (``image_scope_matching``) on expanded operands;
+        no host synchronisation."""
+        batch_size = gts.bboxes.shape[0]
+        num_priors = priors.points.shape[0]
+        real = gts.mask.squeeze(-1) > 0
+        near, penalised = self._image_regions(priors, gts)
+        candidate = image_candidates(near, real, num_priors)
+        background = self._background(preds.scores.reshape([-1, self.num_classes])).reshape(
+            [batch_size, 1, num_priors])
+        pair_inputs = image_pair_inputs(gts, preds, self.num_classes, PRED_IOU_EPS)
+
+        def tables(b0, b1, g0, g1):
+            p, iou = pair_inputs(b0, b1, g0, g1)
+            cost = self._cost(p, iou, background[b0:b1].expand(p.shape))
+            return cost, iou, penalised(b0, g0)
+
+        gt_index = image_scope_matching(tables, candidate, real, self.dynamic_topk)
+        pos_iou = matched_iou(gt_index, gts.bboxes, preds.bboxes, PRED_IOU_EPS)
+        return build_result(gt_index.reshape([batch_size, num_priors]), gts, self.num_classes,
+                            pos_iou)

@@ -4,24 +4,17 @@ of nanodet/model/head/assigner/dsl_assigner.py; seed 003)."""
 import paddle
 
 from ppdet_lite.core.workspace import register
-from ..bbox_utils import bbox_iou
-from ..checks import check_choice, check_int, check_number, check_tensor
-from .base import BACKGROUND, BaseAssigner, background_result, build_result
-from .dynamic_k import (clamped_log, dynamic_k_matching, image_candidates, image_pair_inputs,
-                        image_scope_matching, matched_iou, per_prior_sum)
+from ..checks import check_choice, check_int, check_number
+from .dynamic_k import CANDIDATE_SCOPES, DynamicKAssigner, clamped_log, per_prior_sum
 from .grid_candidates import fetch_sizes, grid_axes, index_range, list_pairs, rect_counts
-from .gt_check import check_gt_inputs
 
 __all__ = ['DynamicSoftLabelAssigner']
 
 IOU_COST_EPS = 1e-7
-CANDIDATE_SCOPES = ('image', 'gt')
-# Added to the union of a predicted and a GT box (PaddleDetection's batch_iou_similarity).
-PRED_IOU_EPS = 1e-9
 
 
 @register
-class DynamicSoftLabelAssigner(BaseAssigner):
+class DynamicSoftLabelAssigner(DynamicKAssigner):
     """Dynamic Soft Label: soft-label costs, dynamic k, lowest cost wins.
 
     1. Candidates of GT g (``candidate_scope``), by the prior's centre (its point):
@@ -71,7 +64,6 @@ class DynamicSoftLabelAssigner(BaseAssigner):
     Raises:
         TypeError, ValueError: an argument of the wrong type or out of range.
     """
-    needs_preds = True
 
     def __init__(self, topk=13, iou_factor=3.0, num_classes=80, candidate_scope='image'):
         super().__init__(num_classes)
@@ -84,62 +76,14 @@ class DynamicSoftLabelAssigner(BaseAssigner):
         self.topk = topk
         self.iou_factor = iou_factor
 
-    @paddle.no_grad()
-    def assign(self, priors, gts, preds=None):
-        """Assign priors to GT boxes (see ``base.BaseAssigner.assign`` and the class docstring).
+    @property
+    def dynamic_topk(self):
+        """IoUs summed for the dynamic k: ``topk``."""
+        return self.topk
 
-        Args:
-            priors (Priors): ``points`` and ``level_shapes`` are used (a row-major grid per level,
-                as ``grid_priors`` builds).
-            gts (GTs): padded GT.
-            preds (Preds): ``scores [B, L, C]`` probabilities, ``bboxes [B, L, 4]`` pixels.
-        Returns:
-            AssignResult.
-        Raises:
-            TypeError, ValueError: ``preds`` missing, inputs of the wrong shape or dtype, a real
-                GT with a class outside ``[0, C)`` or a non-finite box.
-        """
-        owner = type(self).__name__
-        sizes = {'L': (priors.points.shape[0], 'priors.points')}
-        check_gt_inputs(owner, gts.labels, gts.bboxes, gts.mask, sizes)
-        if preds is None:
-            raise ValueError(f'{owner}.assign needs preds (predicted scores and boxes)')
-        check_tensor(owner, 'preds.scores', preds.scores, ['B', 'L', self.num_classes], sizes,
-                     dtypes=('float32',))
-        check_tensor(owner, 'preds.bboxes', preds.bboxes, ['B', 'L', 4], sizes,
-                     dtypes=('float32',))
-        batch_size, num_gts = gts.bboxes.shape[:2]
-        num_priors = priors.points.shape[0]
-        if num_gts == 0 or num_priors == 0 or batch_size == 0:
-            return background_result(batch_size, num_priors, self.num_classes, gts.labels.dtype)
-
-        if self.candidate_scope == 'image':
-            return self._assign_image(priors, gts, preds)
-        boxes = gts.bboxes.reshape([-1, 4])
-        is_real = gts.mask.reshape([-1]) > 0
-        found = self._own_candidates(owner, priors, gts, boxes, is_real)
-        if found is None:
-            return build_result(paddle.full([batch_size, num_priors], BACKGROUND, dtype='int64'),
-                                gts, self.num_classes)
-        gt_row, prior, gt_len, max_len = found
-        flat_prior = (gt_row // num_gts) * num_priors + prior
-        iou = bbox_iou(paddle.gather(preds.bboxes.reshape([-1, 4]), flat_prior),
-                       paddle.gather(boxes, gt_row), PRED_IOU_EPS)
-        scores = preds.scores.reshape([-1, self.num_classes])
-        labels = paddle.gather(gts.labels.reshape([-1]).astype('int64'), gt_row)
-        cost = self._cost(paddle.gather(scores.reshape([-1]), flat_prior * self.num_classes
-                                        + labels),
-                          iou, paddle.gather(_background(scores), flat_prior))
-        gt_index, pos_iou = dynamic_k_matching(
-            cost, iou, gt_row, flat_prior, paddle.cumsum(gt_len) - gt_len, gt_len, max_len,
-            num_gts, batch_size * num_priors, self.topk)
-        return build_result(gt_index.reshape([batch_size, num_priors]), gts, self.num_classes,
-                            pos_iou.reshape([batch_size, num_priors]))
-
-    def _assign_image(self, priors, gts, preds):
-        """``'image'`` scope, dense by blocks (``dynamic_k.image_scope_matching``) on expanded
-        operands; no host synchronisation."""
-        batch_size = gts.bboxes.shape[0]
+    def _image_regions(self, priors, gts):
+        """``(near, penalised)`` of the ``'image'`` scope (``dynamic_k.DynamicKAssigner``): the
+        priors strictly inside a GT's box; no pair is penalised."""
         num_priors = priors.points.shape[0]
         gt_planes = [gts.bboxes[:, :, i:i + 1] for i in range(4)]
         points = [priors.points[:, i].reshape([1, 1, -1]) for i in range(2)]
@@ -152,24 +96,12 @@ class DynamicSoftLabelAssigner(BaseAssigner):
             # operands.
             return (x > x1) & (y > y1) & (x < x2) & (y < y2)
 
-        real = gts.mask.squeeze(-1) > 0
-        candidate = image_candidates(near, real, num_priors)
-        background = _background(preds.scores.reshape([-1, self.num_classes])).reshape(
-            [batch_size, 1, num_priors])
-        pair_inputs = image_pair_inputs(gts, preds, self.num_classes, PRED_IOU_EPS)
-
-        def tables(b0, b1, g0, g1):
-            p, iou = pair_inputs(b0, b1, g0, g1)
-            return self._cost(p, iou, background[b0:b1].expand(p.shape)), iou, None
-
-        gt_index = image_scope_matching(tables, candidate, real, self.topk)
-        pos_iou = matched_iou(gt_index, gts.bboxes, preds.bboxes, PRED_IOU_EPS)
-        return build_result(gt_index.reshape([batch_size, num_priors]), gts, self.num_classes,
-                            pos_iou)
+        return near, lambda b0, g0: None
 
     def _own_candidates(self, owner, priors, gts, boxes, is_real):
         """Each GT's own priors, listed from the grid (one host synchronisation):
-        ``(gt_row, prior, gt_len, max_len)``, or None without any."""
+        ``(gt_row, prior, gt_len, max_len, None, None)`` (every pair a candidate, none
+        penalised), or None without any pair."""
         axes = grid_axes(priors)
         num_levels = axes.xs.shape[0]
         bounds = [boxes[:, i].unsqueeze(0).tile([num_levels, 1]) for i in range(4)]
@@ -182,7 +114,12 @@ class DynamicSoftLabelAssigner(BaseAssigner):
         if num_pairs == 0:
             return None
         pairs = list_pairs(axes, *rect, counts, num_pairs)
-        return pairs.gt_row, pairs.prior, gt_len, max_len
+        return pairs.gt_row, pairs.prior, gt_len, max_len, None, None
+
+    def _background(self, scores):
+        """``[N]`` sum over the classes of BCE(p_k, 0) * p_k**2 for ``scores [N, C]``: the part
+        of the cost shared by every GT of a prior."""
+        return -per_prior_sum(scores, _p2_log_q)
 
     def _cost(self, p, iou, background):
         """Cost from the GT class's probability ``p``, the IoU and the prior's ``_background``
@@ -193,12 +130,6 @@ class DynamicSoftLabelAssigner(BaseAssigner):
         soft = -(iou * log_p + (1 - iou) * log_q) * (gap * gap)
         cls = background + log_q * (p * p) + soft
         return cls - self.iou_factor * paddle.log(iou + IOU_COST_EPS)
-
-
-def _background(scores):
-    """``[N]`` sum over the classes of BCE(p_k, 0) * p_k**2 for ``scores [N, C]``: the part of
-    the cost shared by every GT of a prior."""
-    return -per_prior_sum(scores, _p2_log_q)
 
 
 def _p2_log_q(p):

@@ -3,25 +3,18 @@
 import paddle
 
 from ppdet_lite.core.workspace import register
-from ..bbox_utils import bbox_iou
-from ..checks import check_bool, check_choice, check_int, check_number, check_tensor
-from .base import BACKGROUND, BaseAssigner, background_result, build_result
-from .dynamic_k import (clamped_log, dynamic_k_matching, image_candidates, image_pair_inputs,
-                        image_scope_matching, matched_iou, per_prior_sum)
+from ..checks import check_bool, check_choice, check_int, check_number
+from .dynamic_k import CANDIDATE_SCOPES, DynamicKAssigner, clamped_log, per_prior_sum
 from .grid_candidates import fetch_sizes, grid_axes, index_range, list_pairs, rect_counts
-from .gt_check import check_gt_inputs
 
 __all__ = ['SimOTAAssigner']
 
 IOU_COST_EPS = 1e-7
-# Added to the union of a predicted and a GT box (PaddleDetection's batch_iou_similarity).
-PRED_IOU_EPS = 1e-9
 VFL_ALPHA = 0.75
-CANDIDATE_SCOPES = ('image', 'gt')
 
 
 @register
-class SimOTAAssigner(BaseAssigner):
+class SimOTAAssigner(DynamicKAssigner):
     """SimOTA: each GT takes its dynamic-k lowest-cost candidates.
 
     1. Candidates of GT g (``candidate_scope``):
@@ -88,7 +81,6 @@ class SimOTAAssigner(BaseAssigner):
     Raises:
         TypeError, ValueError: an argument of the wrong type or out of range.
     """
-    needs_preds = True
 
     def __init__(self, center_radius=2.5, candidate_topk=10, iou_weight=3.0, cls_weight=1.0,
                  num_classes=80, use_vfl=True, candidate_scope='image'):
@@ -108,65 +100,15 @@ class SimOTAAssigner(BaseAssigner):
         self.cls_weight = cls_weight
         self.use_vfl = use_vfl
 
-    @paddle.no_grad()
-    def assign(self, priors, gts, preds=None):
-        """Assign priors to GT boxes (see ``base.BaseAssigner.assign`` and the class docstring).
+    @property
+    def dynamic_topk(self):
+        """IoUs summed for the dynamic k: ``candidate_topk``."""
+        return self.candidate_topk
 
-        Args:
-            priors (Priors): ``points``, ``strides``, ``level_shapes`` are used (a row-major grid
-                per level, as ``grid_priors`` builds).
-            gts (GTs): padded GT.
-            preds (Preds): ``scores [B, L, C]`` probabilities, ``bboxes [B, L, 4]`` pixels.
-        Returns:
-            AssignResult.
-        Raises:
-            TypeError, ValueError: ``preds`` missing, inputs of the wrong shape or dtype, a real
-                GT with a class outside ``[0, C)`` or a non-finite box.
-        """
-        owner = type(self).__name__
-        sizes = {'L': (priors.points.shape[0], 'priors.points')}
-        check_gt_inputs(owner, gts.labels, gts.bboxes, gts.mask, sizes)
-        if preds is None:
-            raise ValueError(f'{owner}.assign needs preds (predicted scores and boxes)')
-        check_tensor(owner, 'preds.scores', preds.scores, ['B', 'L', self.num_classes], sizes,
-                     dtypes=('float32',))
-        check_tensor(owner, 'preds.bboxes', preds.bboxes, ['B', 'L', 4], sizes,
-                     dtypes=('float32',))
-        batch_size, num_gts = gts.bboxes.shape[:2]
+    def _image_regions(self, priors, gts):
+        """``(near, penalised)`` of the ``'image'`` scope (``dynamic_k.DynamicKAssigner``): the
+        priors in a GT's box or centre region, and those outside either (penalised)."""
         num_priors = priors.points.shape[0]
-        if num_gts == 0 or num_priors == 0 or batch_size == 0:
-            return background_result(batch_size, num_priors, self.num_classes, gts.labels.dtype)
-
-        if self.candidate_scope == 'image':
-            return self._assign_image(priors, gts, preds)
-        boxes = gts.bboxes.reshape([-1, 4])
-        is_real = gts.mask.reshape([-1]) > 0
-        found = self._own_candidates(owner, priors, gts, boxes, is_real)
-        if found is None:
-            return build_result(paddle.full([batch_size, num_priors], BACKGROUND, dtype='int64'),
-                                gts, self.num_classes)
-        gt_row, prior, candidate, in_both, gt_len, max_len = found
-        flat_prior = (gt_row // num_gts) * num_priors + prior
-        iou = bbox_iou(paddle.gather(preds.bboxes.reshape([-1, 4]), flat_prior),
-                       paddle.gather(boxes, gt_row), PRED_IOU_EPS)
-        scores = preds.scores.reshape([-1, self.num_classes])
-        labels = paddle.gather(gts.labels.reshape([-1]).astype('int64'), gt_row)
-        cost = self._cost(paddle.gather(scores.reshape([-1]), flat_prior * self.num_classes
-                                        + labels),
-                          iou, paddle.gather(self._background(scores), flat_prior))
-        gt_index, pos_iou = dynamic_k_matching(
-            cost, iou, gt_row, flat_prior, paddle.cumsum(gt_len) - gt_len, gt_len, max_len,
-            num_gts, batch_size * num_priors, self.candidate_topk, valid=candidate,
-            penalised=paddle.logical_not(in_both))
-        return build_result(gt_index.reshape([batch_size, num_priors]), gts, self.num_classes,
-                            pos_iou.reshape([batch_size, num_priors]))
-
-    def _assign_image(self, priors, gts, preds):
-        """``'image'`` scope, dense by blocks (``dynamic_k.image_scope_matching``) on expanded
-        operands; no host synchronisation."""
-        batch_size = gts.bboxes.shape[0]
-        num_priors = priors.points.shape[0]
-        real = gts.mask.squeeze(-1) > 0
         gt_planes = _planes(gts.bboxes)
         centres = ((gt_planes[0] + gt_planes[2]) / 2.0, (gt_planes[1] + gt_planes[3]) / 2.0)
         points = [priors.points[:, i].reshape([1, 1, -1]) for i in range(2)]
@@ -185,24 +127,15 @@ class SimOTAAssigner(BaseAssigner):
             in_both[(b0, g0)] = paddle.logical_and(in_box, in_center)
             return paddle.logical_or(in_box, in_center)
 
-        candidate = image_candidates(near, real, num_priors)
-        background = self._background(preds.scores.reshape([-1, self.num_classes])).reshape(
-            [batch_size, 1, num_priors])
-        pair_inputs = image_pair_inputs(gts, preds, self.num_classes, PRED_IOU_EPS)
+        def penalised(b0, g0):
+            return paddle.logical_not(in_both.pop((b0, g0)))
 
-        def tables(b0, b1, g0, g1):
-            p, iou = pair_inputs(b0, b1, g0, g1)
-            cost = self._cost(p, iou, background[b0:b1].expand(p.shape))
-            return cost, iou, paddle.logical_not(in_both.pop((b0, g0)))
-
-        gt_index = image_scope_matching(tables, candidate, real, self.candidate_topk)
-        pos_iou = matched_iou(gt_index, gts.bboxes, preds.bboxes, PRED_IOU_EPS)
-        return build_result(gt_index.reshape([batch_size, num_priors]), gts, self.num_classes,
-                            pos_iou)
+        return near, penalised
 
     def _own_candidates(self, owner, priors, gts, boxes, is_real):
         """Pairs of each GT's own region, listed from the grid (one host synchronisation):
-        ``(gt_row, prior, candidate, in_both, gt_len, max_len)``, or None without any."""
+        ``(gt_row, prior, gt_len, max_len, candidate, penalised)``, penalised the pairs outside
+        the box or the centre region; or None without any pair."""
         axes = grid_axes(priors)
         num_levels = axes.xs.shape[0]
         rects = self._regions(axes, boxes, num_levels)
@@ -217,8 +150,8 @@ class SimOTAAssigner(BaseAssigner):
         in_center = _inside(rects['center'], seg, pairs)
         # Hull cells outside both regions stay listed (no new synchronisation) but are no
         # candidates.
-        return (pairs.gt_row, pairs.prior, paddle.logical_or(in_box, in_center),
-                paddle.logical_and(in_box, in_center), gt_len, max_len)
+        return (pairs.gt_row, pairs.prior, gt_len, max_len, paddle.logical_or(in_box, in_center),
+                paddle.logical_not(paddle.logical_and(in_box, in_center)))
 
     def _regions(self, axes, boxes, num_levels):
         """Index rectangles ``(c0, c1, r0, r1)``, each ``[G, nl]`` int64, of the box region, the
