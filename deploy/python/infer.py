@@ -29,7 +29,7 @@ from postprocess import detections  # noqa: E402
 from preprocess import IMAGE_EXTENSIONS, ImageReadError, Preprocessor, read_image  # noqa: E402,E501
 from visualize import draw_detections  # noqa: E402
 
-__all__ = ['Detector', 'find_model_file', 'list_images', 'run', 'main']
+__all__ = ['BaseDetector', 'Detector', 'find_model_file', 'list_images', 'run', 'main']
 
 RUN_MODES = ('paddle', 'trt_fp32', 'trt_fp16')
 
@@ -131,33 +131,26 @@ def create_predictor(model_dir, infer_cfg, device='CPU', run_mode='paddle', batc
     return inference.create_predictor(config)
 
 
-class Detector:
-    """An exported model with its preprocessing and post-processing.
+class BaseDetector:
+    """What the runners share: infer_cfg.yml's pre- and post-processing around an inference
+    engine, and the timings. Subclasses load ``infer_cfg.yml`` with ``_load_infer_cfg`` and
+    implement ``_feed(inputs) -> feed`` (hand the preprocessed batch to the engine, outside the
+    inference timing) and ``_infer(feed, repeats) -> outputs`` (run it ``repeats`` times; the
+    engine's output arrays, as ``postprocess.detections`` takes them).
 
-    Args:
-        model_dir (str): the export directory (model, params and infer_cfg.yml).
-        device, run_mode, batch_size, cpu_threads, enable_mkldnn, ir_optim: see
-            ``create_predictor``.
     Attributes:
         infer_cfg (dict), labels (list[str]), threshold (float: infer_cfg's draw_threshold),
         times (dict): accumulated seconds of 'preprocess', 'inference', 'postprocess' and the
-        number of 'images'.
+        number of 'images'; post_cfg (dict): the settings post-processing reads (infer_cfg).
     """
 
-    def __init__(self, model_dir, device='CPU', run_mode='paddle', batch_size=1, cpu_threads=1,
-                 enable_mkldnn=False, ir_optim=True):
-        cfg_path = os.path.join(model_dir, 'infer_cfg.yml')
-        if not os.path.isfile(cfg_path):
-            raise FileNotFoundError(f'{cfg_path} not found: --model_dir must be a directory '
-                                    f'written by tools/export_model.py')
+    def _load_infer_cfg(self, cfg_path):
         with open(cfg_path) as f:
             self.infer_cfg = yaml.safe_load(f)
         self.labels = list(self.infer_cfg.get('label_list', []))
         self.threshold = float(self.infer_cfg.get('draw_threshold', 0.5))
         self.preprocessor = Preprocessor.from_infer_cfg(self.infer_cfg)
-        self.predictor = create_predictor(model_dir, self.infer_cfg, device, run_mode, batch_size,
-                                          cpu_threads, enable_mkldnn, ir_optim=ir_optim)
-        self.input_names = self.predictor.get_input_names()
+        self.post_cfg = self.infer_cfg
         self.times = {'preprocess': 0., 'inference': 0., 'postprocess': 0., 'images': 0}
 
     def predict(self, images, repeats=1):
@@ -171,23 +164,52 @@ class Detector:
         """
         tic = time.perf_counter()
         inputs = self.preprocessor.batch(images)
-        for name in self.input_names:
-            handle = self.predictor.get_input_handle(name)
-            handle.reshape(inputs[name].shape)
-            handle.copy_from_cpu(np.ascontiguousarray(inputs[name]))
+        feed = self._feed(inputs)
         tic2 = time.perf_counter()
-        for _ in range(repeats):
-            self.predictor.run()
-        outputs = [self.predictor.get_output_handle(name).copy_to_cpu()
-                   for name in self.predictor.get_output_names()]
+        outputs = self._infer(feed, repeats)
         tic3 = time.perf_counter()
-        dets = detections(outputs, self.infer_cfg, inputs['scale_factor'])
+        dets = detections(outputs, self.post_cfg, inputs['scale_factor'])
         tic4 = time.perf_counter()
         self.times['preprocess'] += tic2 - tic
         self.times['inference'] += (tic3 - tic2) / repeats
         self.times['postprocess'] += tic4 - tic3
         self.times['images'] += len(images)
         return dets
+
+
+class Detector(BaseDetector):
+    """An exported model on Paddle Inference with its preprocessing and post-processing.
+
+    Args:
+        model_dir (str): the export directory (model, params and infer_cfg.yml).
+        device, run_mode, batch_size, cpu_threads, enable_mkldnn, ir_optim: see
+            ``create_predictor``.
+    Attributes:
+        those of ``BaseDetector``.
+    """
+
+    def __init__(self, model_dir, device='CPU', run_mode='paddle', batch_size=1, cpu_threads=1,
+                 enable_mkldnn=False, ir_optim=True):
+        cfg_path = os.path.join(model_dir, 'infer_cfg.yml')
+        if not os.path.isfile(cfg_path):
+            raise FileNotFoundError(f'{cfg_path} not found: --model_dir must be a directory '
+                                    f'written by tools/export_model.py')
+        self._load_infer_cfg(cfg_path)
+        self.predictor = create_predictor(model_dir, self.infer_cfg, device, run_mode, batch_size,
+                                          cpu_threads, enable_mkldnn, ir_optim=ir_optim)
+        self.input_names = self.predictor.get_input_names()
+
+    def _feed(self, inputs):
+        for name in self.input_names:
+            handle = self.predictor.get_input_handle(name)
+            handle.reshape(inputs[name].shape)
+            handle.copy_from_cpu(np.ascontiguousarray(inputs[name]))
+
+    def _infer(self, feed, repeats):
+        for _ in range(repeats):
+            self.predictor.run()
+        return [self.predictor.get_output_handle(name).copy_to_cpu()
+                for name in self.predictor.get_output_names()]
 
 
 def list_images(image_file=None, image_dir=None):

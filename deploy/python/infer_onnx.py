@@ -16,15 +16,10 @@ imported.
 import argparse
 import os
 import sys
-import time
-
-import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from infer import add_run_args, check_run_args, list_images, run  # noqa: E402
-from postprocess import detections  # noqa: E402
-from preprocess import Preprocessor  # noqa: E402
+from infer import BaseDetector, add_run_args, check_run_args, list_images, run  # noqa: E402,E501
 
 __all__ = ['OnnxDetector', 'main']
 
@@ -46,7 +41,7 @@ def _session(ort, onnx_file, options):
                          f'Paddle export: run them with deploy/python/infer.py)') from e
 
 
-class OnnxDetector:
+class OnnxDetector(BaseDetector):
     """An ONNX model on ONNX Runtime (CPU) with infer_cfg.yml's pre- and post-processing.
 
     Args:
@@ -54,9 +49,7 @@ class OnnxDetector:
         infer_cfg (str): the export's ``infer_cfg.yml``, or the export directory holding it.
         cpu_threads (int): ONNX Runtime intra-op threads (0: its default, one per core).
     Attributes:
-        infer_cfg (dict), labels (list[str]), threshold (float: infer_cfg's draw_threshold),
-        times (dict): accumulated seconds of 'preprocess', 'inference', 'postprocess' and the
-        number of 'images' (as ``infer.Detector``).
+        those of ``infer.BaseDetector``; ``post_cfg`` also says whether the graph ends in NMS.
     Raises:
         FileNotFoundError: a missing file; ImportError: onnxruntime is not installed;
         ValueError: a file ONNX Runtime cannot load (a Paddle file, the TensorRT NMS graph).
@@ -72,11 +65,7 @@ class OnnxDetector:
             import onnxruntime as ort
         except ImportError as e:
             raise ImportError('infer_onnx.py needs onnxruntime: pip install onnxruntime') from e
-        with open(infer_cfg) as f:
-            self.infer_cfg = yaml.safe_load(f)
-        self.labels = list(self.infer_cfg.get('label_list', []))
-        self.threshold = float(self.infer_cfg.get('draw_threshold', 0.5))
-        self.preprocessor = Preprocessor.from_infer_cfg(self.infer_cfg)
+        self._load_infer_cfg(infer_cfg)
         options = ort.SessionOptions()
         options.intra_op_num_threads = cpu_threads
         self.session = _session(ort, onnx_file, options)
@@ -85,31 +74,14 @@ class OnnxDetector:
         # the graph says whether it ends in NMS; infer_cfg.yml describes the Paddle export
         self.post_cfg = dict(self.infer_cfg, exclude_post_process=len(outputs) == 1,
                              exclude_nms=len(outputs) == 2 and 'bbox_num' not in outputs)
-        self.times = {'preprocess': 0., 'inference': 0., 'postprocess': 0., 'images': 0}
 
-    def predict(self, images, repeats=1):
-        """Detections for a batch of images (paths or BGR arrays).
+    def _feed(self, inputs):
+        return {name: inputs[name] for name in self.input_names}
 
-        Returns:
-            list[ndarray]: per image ``[n, 6]`` float32 (class, score, x1, y1, x2, y2) in
-            original-image pixels, every detection the model keeps (no threshold applied).
-        Raises:
-            ImageReadError: an image that cannot be read (names the file).
-        """
-        tic = time.perf_counter()
-        inputs = self.preprocessor.batch(images)
-        feed = {name: inputs[name] for name in self.input_names}
-        tic2 = time.perf_counter()
+    def _infer(self, feed, repeats):
         for _ in range(repeats):
             outputs = self.session.run(None, feed)
-        tic3 = time.perf_counter()
-        dets = detections(outputs, self.post_cfg, inputs['scale_factor'])
-        tic4 = time.perf_counter()
-        self.times['preprocess'] += tic2 - tic
-        self.times['inference'] += (tic3 - tic2) / repeats
-        self.times['postprocess'] += tic4 - tic3
-        self.times['images'] += len(images)
-        return dets
+        return outputs
 
 
 def parse_args(argv=None):
