@@ -1,5 +1,6 @@
 """DynamicSoftLabelAssigner (NanoDet-Plus): hand-computed cases pinning each rule, and equality with
-a dense numpy definition written here (own inside / IoU code) on random and tie-heavy batches."""
+a dense numpy definition (inside and cost written here; IoU and dynamic-k claiming in
+assigner_cases) on random and tie-heavy batches."""
 
 import math
 
@@ -7,8 +8,10 @@ import numpy as np
 import paddle
 import pytest
 
-from ppdet_lite.modeling.assigners import (BACKGROUND, DynamicSoftLabelAssigner, GTs, Preds,
-                                           Priors, grid_priors)
+from assigner_cases import (as_inputs, bce, check_batched_result, dense_dynamic_k, host_copies,
+                            np_iou, one_image, random_batch)
+from ppdet_lite.modeling.assigners import (BACKGROUND, DynamicSoftLabelAssigner, Priors,
+                                           grid_priors)
 from ppdet_lite.modeling.assigners import dynamic_k
 from ppdet_lite.modeling.assigners.dynamic_k import lowest_keys_per_gt
 
@@ -17,23 +20,9 @@ def priors_64(shapes=((8, 8), (4, 4)), strides=(8, 16)):
     return grid_priors(list(shapes), list(strides))
 
 
-def one_image(boxes, labels, scores, pred_boxes):
-    """GTs and Preds of one image from lists (all GT slots real)."""
-    gts = GTs(paddle.to_tensor(np.array(labels, 'int64').reshape(1, -1, 1)),
-              paddle.to_tensor(np.array(boxes, 'float32').reshape(1, -1, 4)),
-              paddle.ones([1, len(boxes), 1], dtype='float32'))
-    preds = Preds(paddle.to_tensor(np.array(scores, 'float32')[None]),
-                  paddle.to_tensor(np.array(pred_boxes, 'float32')[None]))
-    return gts, preds
-
-
 def single_level(cols, rows, stride=8):
     """One level; prior (r, c) has index r * cols + c and centre ((c + .5) * stride, ...)."""
     return grid_priors([(rows, cols)], [stride])
-
-
-def bce(p, t):
-    return -(t * max(math.log(p), -100) + (1 - t) * max(math.log(1 - p), -100))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,17 +136,6 @@ def test_equal_costs_go_to_the_lowest_prior_index():
 # dense numpy definition
 
 
-def np_iou(a, b):
-    """IoU of boxes a [..., 4] and b [..., 4] (broadcast), float32 with 1e-9 added to the union."""
-    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = w * h
-    area = lambda x: (np.clip(x[..., 2] - x[..., 0], 0, None)  # noqa: E731
-                      * np.clip(x[..., 3] - x[..., 1], 0, None))
-    return inter / (area(a) + area(b) - inter + np.float32(1e-9))
-
-
 def dense_dsl(points, labels, boxes, mask, scores, pred_boxes, topk=13, iou_factor=3.0,
               scope='gt'):
     """gt_index [B, L] and the positives' IoU [B, L], straight from the definition."""
@@ -183,47 +161,8 @@ def dense_dsl(points, labels, boxes, mask, scores, pred_boxes, topk=13, iou_fact
             t[:, labels[b, g, 0]] = u
             cls = (-(t * log_p + (1 - t) * log_q) * (t - p) ** 2).sum(-1)
             cost[g] = cls + iou_factor * -np.log(u + 1e-7)
-        claims = {}
-        for g in np.nonzero(real)[0]:
-            cand = np.nonzero(inside[g])[0]
-            k = max(1, int(math.floor(np.sort(iou[g, cand].astype(np.float64))[::-1][:topk].sum())))
-            for l in sorted(cand, key=lambda l: (cost[g, l], l))[:k]:
-                claims.setdefault(l, []).append(g)
-        for prior, claimants in claims.items():
-            if scope == 'image' and len(claimants) > 1:
-                claimants = np.nonzero(real)[0]
-            g = min(claimants, key=lambda g: (cost[g, prior], g))
-            gt_index[b, prior] = g
-            pos_iou[b, prior] = iou[g, prior]
+        gt_index[b], pos_iou[b] = dense_dynamic_k(cost, iou, inside, real, topk, scope)
     return gt_index, pos_iou
-
-
-def random_batch(rng, priors, batch, num_gts, num_classes, whole=False, equal_preds=False,
-                 size=64):
-    points = priors.points.numpy()
-    num_priors = len(points)
-    wh = rng.uniform(3, size * 0.8, (batch, num_gts, 2))
-    xy = rng.uniform(0, 1, (batch, num_gts, 2)) * (size - wh)
-    boxes = np.concatenate([xy, xy + wh], -1)
-    if whole:
-        boxes = np.round(boxes)
-    mask = (rng.uniform(size=(batch, num_gts, 1)) < 0.8).astype('float32')
-    labels = rng.integers(0, num_classes, (batch, num_gts, 1))
-    if equal_preds:
-        scores = np.full((batch, num_priors, num_classes), 0.3)
-        side = np.repeat(priors.strides.numpy()[None, :, None], batch, 0) * 2
-        pred = np.concatenate([points - side, points + side], -1)
-    else:
-        scores = rng.uniform(0.001, 0.999, (batch, num_priors, num_classes))
-        dist = rng.uniform(1, size / 2, (batch, num_priors, 4))
-        pred = np.concatenate([points - dist[..., :2], points + dist[..., 2:]], -1)
-    return (labels, boxes.astype('float32'), mask, scores.astype('float32'),
-            pred.astype('float32'))
-
-
-def as_inputs(labels, boxes, mask, scores, pred):
-    return (GTs(paddle.to_tensor(labels), paddle.to_tensor(boxes), paddle.to_tensor(mask)),
-            Preds(paddle.to_tensor(scores), paddle.to_tensor(pred)))
 
 
 @pytest.mark.parametrize('seed, whole, equal_preds, scope', [
@@ -232,24 +171,13 @@ def as_inputs(labels, boxes, mask, scores, pred):
 def test_batched_equals_per_image_equals_dense_definition(seed, whole, equal_preds, scope):
     rng = np.random.default_rng(seed)
     priors = priors_64(((8, 8), (4, 4), (2, 2)), (8, 16, 32))
-    batch = random_batch(rng, priors, 3, 6, 4, whole, equal_preds)
+    batch = random_batch(rng, priors, 3, 6, 4, whole, equal_preds, min_side=3)
     assigner = DynamicSoftLabelAssigner(num_classes=4, candidate_scope=scope)
     result = assigner.assign(priors, *as_inputs(*batch))
     gt_index, pos_iou = dense_dsl(priors.points.numpy(), *batch, scope=scope)
     if scope == 'image':   # the case tells the scopes apart
         assert (dense_dsl(priors.points.numpy(), *batch)[0] != gt_index).any()
-    np.testing.assert_array_equal(result.gt_index.numpy(), gt_index)
-    assert (gt_index >= 0).sum() > 5
-    labels = batch[0][..., 0]
-    expected_scores = np.zeros((3, 84, 4), np.float32)
-    for b, l in zip(*np.nonzero(gt_index >= 0)):
-        expected_scores[b, l, labels[b, gt_index[b, l]]] = pos_iou[b, l]
-    np.testing.assert_allclose(result.assigned_scores.numpy(), expected_scores, rtol=1e-6)
-    for b in range(3):
-        single = assigner.assign(priors, *as_inputs(*(a[b:b + 1] for a in batch)))
-        np.testing.assert_array_equal(single.gt_index.numpy()[0], result.gt_index.numpy()[b])
-        np.testing.assert_array_equal(single.assigned_scores.numpy()[0],
-                                      result.assigned_scores.numpy()[b])
+    check_batched_result(assigner, priors, batch, result, gt_index, pos_iou)
 
 
 @pytest.mark.parametrize('scope', ['gt', 'image'])
@@ -258,7 +186,7 @@ def test_large_gts_take_several_topk_rounds(scope):
     # row of the per-GT top-k; the result must still be the dense one.
     rng = np.random.default_rng(5)
     priors = grid_priors([(40, 40)], [2])
-    batch = random_batch(rng, priors, 2, 3, 3, size=80)
+    batch = random_batch(rng, priors, 2, 3, 3, size=80, min_side=3)
     result = DynamicSoftLabelAssigner(num_classes=3, candidate_scope=scope).assign(
         priors, *as_inputs(*batch))
     np.testing.assert_array_equal(result.gt_index.numpy(),
@@ -273,7 +201,7 @@ def test_image_scope_blocks_split_and_join_images(monkeypatch, block):
     monkeypatch.setattr(dynamic_k, '_BLOCK_ELEMENTS', block)
     rng = np.random.default_rng(6)
     priors = priors_64()
-    batch = random_batch(rng, priors, 3, 8, 4)
+    batch = random_batch(rng, priors, 3, 8, 4, min_side=3)
     result = DynamicSoftLabelAssigner(num_classes=4).assign(priors, *as_inputs(*batch))
     np.testing.assert_array_equal(result.gt_index.numpy(),
                                   dense_dsl(priors.points.numpy(), *batch, scope='image')[0])
@@ -302,26 +230,15 @@ def test_per_gt_lowest_keys_over_several_rounds():
     np.testing.assert_array_equal(best.numpy(), expected)
 
 
-HOST_COPIES = ('numpy', 'item', 'tolist', '__array__', '__bool__', '__int__', '__float__',
-               '__index__')
-
-
 @pytest.mark.parametrize('scope, syncs', [('image', 0), ('gt', 1)])
 def test_host_synchronisations_per_call(monkeypatch, scope, syncs):
     # 'image' copies nothing to the host; 'gt' once (the pair count, with the grid and GT
     # checks). Every Tensor method that hands a value to the host is counted.
     priors = priors_64()
-    batch = random_batch(np.random.default_rng(7), priors, 2, 6, 4)
+    batch = random_batch(np.random.default_rng(7), priors, 2, 6, 4, min_side=3)
     inputs = as_inputs(*batch)
     assigner = DynamicSoftLabelAssigner(num_classes=4, candidate_scope=scope)
-    copies = []
-    for name in HOST_COPIES:
-        original = getattr(paddle.Tensor, name)
-        monkeypatch.setattr(paddle.Tensor, name,
-                            lambda *args, _run=original, _name=name, **kwargs:
-                            copies.append(_name) or _run(*args, **kwargs))
-    result = assigner.assign(priors, *inputs)
-    monkeypatch.undo()
+    copies, result = host_copies(monkeypatch, lambda: assigner.assign(priors, *inputs))
     assert copies == ['numpy'] * syncs
     assert (result.gt_index.numpy() >= 0).any()
 
@@ -335,7 +252,7 @@ def test_zero_gt_zero_priors_and_fully_padded_batches_are_background(scope):
     assigner = DynamicSoftLabelAssigner(num_classes=3, candidate_scope=scope)
     priors = priors_64()
     rng = np.random.default_rng(0)
-    labels, boxes, mask, scores, pred = random_batch(rng, priors, 2, 3, 3)
+    labels, boxes, mask, scores, pred = random_batch(rng, priors, 2, 3, 3, min_side=3)
     empty = assigner.assign(priors, *as_inputs(labels[:, :0], boxes[:, :0], mask[:, :0], scores,
                                                pred))
     assert empty.gt_index.shape == [2, 80] and (empty.gt_index.numpy() == BACKGROUND).all()
@@ -354,7 +271,7 @@ def test_an_empty_level_is_skipped(scope):
     priors = priors_64()
     with_empty = Priors(priors.points, priors.boxes, priors.strides, [64, 0, 16],
                         [(8, 8), (0, 0), (4, 4)])
-    batch = random_batch(rng, priors, 2, 4, 3)
+    batch = random_batch(rng, priors, 2, 4, 3, min_side=3)
     result = DynamicSoftLabelAssigner(num_classes=3, candidate_scope=scope).assign(
         with_empty, *as_inputs(*batch))
     np.testing.assert_array_equal(result.gt_index.numpy(),
@@ -364,7 +281,7 @@ def test_an_empty_level_is_skipped(scope):
 def test_bad_class_id_missing_preds_and_off_grid_priors_are_errors():
     priors = priors_64()
     rng = np.random.default_rng(0)
-    labels, boxes, mask, scores, pred = random_batch(rng, priors, 1, 2, 3)
+    labels, boxes, mask, scores, pred = random_batch(rng, priors, 1, 2, 3, min_side=3)
     mask[:] = 1
     labels[0, 1, 0] = 3
     assigner = DynamicSoftLabelAssigner(num_classes=3, candidate_scope='gt')

@@ -6,43 +6,10 @@ Priors are PP-YOLOE's (``grid_priors``): a level of stride s has its points at
 """
 
 import numpy as np
-import paddle
 import pytest
 
-from ppdet_lite.modeling.assigners import (BACKGROUND, FCOSAssigner, GTs, Preds, Priors,
-                                           grid_priors)
-
-
-def T(x, dtype='float32'):
-    return paddle.to_tensor(np.asarray(x, dtype=dtype))
-
-
-def with_empty_levels(priors, empty_first):
-    """``priors`` with ``empty_first`` levels of 0 x 0 cells put in front (built by hand: Paddle
-    2.6 cannot make an empty grid)."""
-    return Priors(priors.points, priors.boxes, priors.strides,
-                  [0] * empty_first + list(priors.num_anchors_list),
-                  [(0, 0)] * empty_first + list(priors.level_shapes))
-
-
-def no_priors(num_levels):
-    return Priors(paddle.zeros([0, 2]), paddle.zeros([0, 4]), paddle.zeros([0]),
-                  [0] * num_levels, [(0, 0)] * num_levels)
-
-
-def make_gts(boxes, mask=None, labels=None, scores=None):
-    boxes = np.asarray(boxes, 'float32').reshape([len(boxes), -1, 4])
-    batch, num = boxes.shape[:2]
-    mask = np.ones([batch, num]) if mask is None else np.asarray(mask)
-    labels = np.zeros([batch, num]) if labels is None else np.asarray(labels)
-    return GTs(T(labels[..., None], 'int64'), T(boxes), T(mask[..., None]),
-               None if scores is None else T(np.asarray(scores)[..., None]))
-
-
-def positives(result, image=0):
-    """{prior index: gt slot} of one image."""
-    gt_index = result.gt_index.numpy()[image]
-    return {int(p): int(gt_index[p]) for p in np.nonzero(gt_index >= 0)[0]}
+from assigner_cases import T, make_gts, no_priors, positives, with_empty_levels
+from ppdet_lite.modeling.assigners import BACKGROUND, FCOSAssigner, GTs, Preds, grid_priors
 
 
 def cell(row, col):

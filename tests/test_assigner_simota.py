@@ -1,5 +1,6 @@
 """SimOTAAssigner (YOLOX): hand-computed cases pinning each rule, and equality with a dense numpy
-definition written here (own inside / centre-region / IoU code) on random and tie-heavy batches."""
+definition (inside, centre region and cost written here; IoU and dynamic-k claiming in
+assigner_cases) on random and tie-heavy batches."""
 
 import math
 import os
@@ -8,26 +9,14 @@ import numpy as np
 import paddle
 import pytest
 
+from assigner_cases import (as_inputs, bce, check_batched_result, dense_dynamic_k, host_copies,
+                            np_iou, one_image, random_batch)
 from ppdet_lite.modeling.assigners import (BACKGROUND, GTs, Preds, Priors, SimOTAAssigner,
                                            dynamic_k, grid_priors)
 
 
-def one_image(boxes, labels, scores, pred_boxes):
-    """GTs and Preds of one image from lists (all GT slots real)."""
-    gts = GTs(paddle.to_tensor(np.array(labels, 'int64').reshape(1, -1, 1)),
-              paddle.to_tensor(np.array(boxes, 'float32').reshape(1, -1, 4)),
-              paddle.ones([1, len(boxes), 1], dtype='float32'))
-    preds = Preds(paddle.to_tensor(np.array(scores, 'float32')[None]),
-                  paddle.to_tensor(np.array(pred_boxes, 'float32')[None]))
-    return gts, preds
-
-
 def positives(result):
     return np.nonzero(result.gt_index.numpy()[0] >= 0)[0]
-
-
-def bce(p, t):
-    return -(t * max(math.log(p), -100) + (1 - t) * max(math.log(1 - p), -100))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,17 +143,6 @@ def test_image_scope_costs_every_gt_against_every_candidate_of_the_image():
 # dense numpy definition
 
 
-def np_iou(a, b):
-    """IoU of boxes a [..., 4] and b [..., 4] (broadcast), float32 with 1e-9 added to the union."""
-    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = w * h
-    area = lambda x: (np.clip(x[..., 2] - x[..., 0], 0, None)  # noqa: E731
-                      * np.clip(x[..., 3] - x[..., 1], 0, None))
-    return inter / (area(a) + area(b) - inter + np.float32(1e-9))
-
-
 def dense_simota(points, strides, labels, boxes, mask, scores, pred_boxes, center_radius=2.5,
                  candidate_topk=10, iou_weight=3.0, cls_weight=1.0, use_vfl=True, scope='gt'):
     """gt_index [B, L] and the positives' IoU [B, L], straight from the definition; the penalty
@@ -199,48 +177,8 @@ def dense_simota(points, strides, labels, boxes, mask, scores, pred_boxes, cente
                 loss = loss * np.where(t > 0, t, 0.75 * np.abs(p - t) ** 2)
             cost[g] = (cls_weight * loss.sum(-1) + iou_weight * -np.log(u + 1e-7)
                        + 1e9 * ~(in_box[g] & in_ctr[g]))
-        claims = {}
-        for g in np.nonzero(real)[0]:
-            c = np.nonzero(cand[g])[0]
-            u = np.sort(iou[g, c].astype(np.float64))[::-1]
-            k = max(1, int(math.floor(u[:candidate_topk].sum())))
-            for l in sorted(c, key=lambda l: (cost[g, l], l))[:k]:
-                claims.setdefault(l, []).append(g)
-        for prior, claimants in claims.items():
-            if scope == 'image' and len(claimants) > 1:
-                claimants = np.nonzero(real)[0]
-            g = min(claimants, key=lambda g: (cost[g, prior], g))
-            gt_index[b, prior] = g
-            pos_iou[b, prior] = iou[g, prior]
+        gt_index[b], pos_iou[b] = dense_dynamic_k(cost, iou, cand, real, candidate_topk, scope)
     return gt_index, pos_iou
-
-
-def random_batch(rng, priors, batch, num_gts, num_classes, whole=False, equal_preds=False,
-                 size=64):
-    points = priors.points.numpy()
-    num_priors = len(points)
-    wh = rng.uniform(2, size * 0.8, (batch, num_gts, 2))
-    xy = rng.uniform(0, 1, (batch, num_gts, 2)) * (size - wh)
-    boxes = np.concatenate([xy, xy + wh], -1)
-    if whole:
-        boxes = np.round(boxes)
-    mask = (rng.uniform(size=(batch, num_gts, 1)) < 0.8).astype('float32')
-    labels = rng.integers(0, num_classes, (batch, num_gts, 1))
-    if equal_preds:
-        scores = np.full((batch, num_priors, num_classes), 0.3)
-        side = np.repeat(priors.strides.numpy()[None, :, None], batch, 0) * 2
-        pred = np.concatenate([points - side, points + side], -1)
-    else:
-        scores = rng.uniform(0.001, 0.999, (batch, num_priors, num_classes))
-        dist = rng.uniform(1, size / 2, (batch, num_priors, 4))
-        pred = np.concatenate([points - dist[..., :2], points + dist[..., 2:]], -1)
-    return (labels, boxes.astype('float32'), mask, scores.astype('float32'),
-            pred.astype('float32'))
-
-
-def as_inputs(labels, boxes, mask, scores, pred):
-    return (GTs(paddle.to_tensor(labels), paddle.to_tensor(boxes), paddle.to_tensor(mask)),
-            Preds(paddle.to_tensor(scores), paddle.to_tensor(pred)))
 
 
 @pytest.mark.parametrize('seed, whole, equal_preds, use_vfl, scope, radius', [
@@ -261,18 +199,7 @@ def test_batched_equals_per_image_equals_dense_definition(seed, whole, equal_pre
     if scope == 'image':   # the case tells the scopes apart
         other = dense_simota(points, strides, *batch, use_vfl=use_vfl, center_radius=radius)[0]
         assert (other != gt_index).any()
-    np.testing.assert_array_equal(result.gt_index.numpy(), gt_index)
-    assert (gt_index >= 0).sum() > 5
-    labels = batch[0][..., 0]
-    expected_scores = np.zeros((3, 84, 4), np.float32)
-    for b, l in zip(*np.nonzero(gt_index >= 0)):
-        expected_scores[b, l, labels[b, gt_index[b, l]]] = pos_iou[b, l]
-    np.testing.assert_allclose(result.assigned_scores.numpy(), expected_scores, rtol=1e-6)
-    for b in range(3):
-        single = assigner.assign(priors, *as_inputs(*(a[b:b + 1] for a in batch)))
-        np.testing.assert_array_equal(single.gt_index.numpy()[0], result.gt_index.numpy()[b])
-        np.testing.assert_array_equal(single.assigned_scores.numpy()[0],
-                                      result.assigned_scores.numpy()[b])
+    check_batched_result(assigner, priors, batch, result, gt_index, pos_iou)
 
 
 @pytest.mark.parametrize('scope', ['gt', 'image'])
@@ -333,10 +260,6 @@ def test_image_scope_equals_paddledetection_simota(case):
         assert (own.gt_index.numpy() != get('gt_index')).any()
 
 
-HOST_COPIES = ('numpy', 'item', 'tolist', '__array__', '__bool__', '__int__', '__float__',
-               '__index__')
-
-
 @pytest.mark.parametrize('scope, syncs', [('image', 0), ('gt', 1)])
 def test_host_synchronisations_per_call(monkeypatch, scope, syncs):
     # 'image' copies nothing to the host; 'gt' once (the pair count, with the grid and GT
@@ -345,14 +268,7 @@ def test_host_synchronisations_per_call(monkeypatch, scope, syncs):
     batch = random_batch(np.random.default_rng(7), priors, 2, 6, 4)
     inputs = as_inputs(*batch)
     assigner = SimOTAAssigner(num_classes=4, candidate_scope=scope)
-    copies = []
-    for name in HOST_COPIES:
-        original = getattr(paddle.Tensor, name)
-        monkeypatch.setattr(paddle.Tensor, name,
-                            lambda *args, _run=original, _name=name, **kwargs:
-                            copies.append(_name) or _run(*args, **kwargs))
-    result = assigner.assign(priors, *inputs)
-    monkeypatch.undo()
+    copies, result = host_copies(monkeypatch, lambda: assigner.assign(priors, *inputs))
     assert copies == ['numpy'] * syncs
     assert (result.gt_index.numpy() >= 0).any()
 

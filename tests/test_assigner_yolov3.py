@@ -8,41 +8,15 @@ stride 8 (16 x 16, priors 80..335, 40 px squares centred at (8 col + 4, 8 row + 
 """
 
 import numpy as np
-import paddle
 import pytest
 
-from ppdet_lite.modeling.assigners import (BACKGROUND, IGNORED, GTs, Preds, Priors,
-                                           YOLOv3Assigner, grid_priors)
+from assigner_cases import T, make_gts, no_priors, np_iou, positives, with_empty_levels
+from ppdet_lite.modeling.assigners import (BACKGROUND, IGNORED, GTs, Preds, YOLOv3Assigner,
+                                           grid_priors)
 
 LEVELS = dict(level_shapes=[(4, 4), (8, 8), (16, 16)], fpn_strides=[32, 16, 8])
 FINE_FIRST = dict(level_shapes=[(16, 16), (8, 8), (4, 4)], fpn_strides=[8, 16, 32])
 NUM_PRIORS = 16 + 64 + 256
-
-
-def T(x, dtype='float32'):
-    return paddle.to_tensor(np.asarray(x, dtype=dtype))
-
-
-def with_empty_levels(priors, empty_first):
-    """``priors`` with ``empty_first`` levels of 0 x 0 cells put in front (built by hand: Paddle
-    2.6 cannot make an empty grid)."""
-    return Priors(priors.points, priors.boxes, priors.strides,
-                  [0] * empty_first + list(priors.num_anchors_list),
-                  [(0, 0)] * empty_first + list(priors.level_shapes))
-
-
-def no_priors(num_levels):
-    return Priors(paddle.zeros([0, 2]), paddle.zeros([0, 4]), paddle.zeros([0]),
-                  [0] * num_levels, [(0, 0)] * num_levels)
-
-
-def make_gts(boxes, mask=None, labels=None, scores=None):
-    boxes = np.asarray(boxes, 'float32').reshape([len(boxes), -1, 4])
-    batch, num = boxes.shape[:2]
-    mask = np.ones([batch, num]) if mask is None else np.asarray(mask)
-    labels = np.zeros([batch, num]) if labels is None else np.asarray(labels)
-    return GTs(T(labels[..., None], 'int64'), T(boxes), T(mask[..., None]),
-               None if scores is None else T(np.asarray(scores)[..., None]))
 
 
 def preds_with(boxes_by_prior, num_priors=NUM_PRIORS, num_classes=3):
@@ -51,11 +25,6 @@ def preds_with(boxes_by_prior, num_priors=NUM_PRIORS, num_classes=3):
     for prior, box in boxes_by_prior.items():
         boxes[0, prior] = box
     return Preds(T(np.full([1, num_priors, num_classes], 0.5)), T(boxes))
-
-
-def positives(result, image=0):
-    gt_index = result.gt_index.numpy()[image]
-    return {int(p): int(gt_index[p]) for p in np.nonzero(gt_index >= 0)[0]}
 
 
 def ignored(result, image=0):
@@ -188,17 +157,6 @@ def test_targets_gt_score_or_predicted_iou():
 
 # ----------------------------------------------------------------------------- the definition
 
-def iou_matrix(a, b):
-    """IoU ``[M, N]`` of float32 boxes ``a [M, 4]``, ``b [N, 4]`` (x1y1x2y2), union + 1e-9."""
-    a, b = a[:, None], b[None]
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = w * h
-    area_a = np.clip(a[..., 2] - a[..., 0], 0, None) * np.clip(a[..., 3] - a[..., 1], 0, None)
-    area_b = np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
-    return inter / (area_a + area_b - inter + np.float32(1e-9))
-
-
 def reference(prior_boxes, levels, boxes, mask, scores, pred_boxes, thresh):
     """Dense numpy YOLOv3 assignment, GT by GT as Gt2YoloTarget walks them (its rule, written
     anew), but with the stated conflict rule: ``[B, L]`` slot, -1 or -2."""
@@ -217,8 +175,7 @@ def reference(prior_boxes, levels, boxes, mask, scores, pred_boxes, thresh):
                 row = min(max(int(np.floor(cy / stride)), 0), rows - 1)
                 prior = start + row * cols + col
                 pw, ph = prior_boxes[prior, 2:] - prior_boxes[prior, :2]
-                iou = iou_matrix(np.float32([[0, 0, x2 - x1, y2 - y1]]),
-                                 np.float32([[0, 0, pw, ph]]))[0, 0]
+                iou = np_iou([0, 0, x2 - x1, y2 - y1], [0, 0, pw, ph])
                 if best is None or iou > best[0]:         # the first of equal IoUs stays
                     best = (iou, prior)
             iou, prior = best
@@ -229,7 +186,8 @@ def reference(prior_boxes, levels, boxes, mask, scores, pred_boxes, thresh):
         real = mask[b] > 0
         candidates = prior_boxes if pred_boxes is None else pred_boxes[b]
         if real.any():
-            over = iou_matrix(candidates, boxes[b][real]).max(axis=1) > np.float32(thresh)
+            over = np_iou(candidates[:, None], boxes[b][real][None]).max(axis=1)
+            over = over > np.float32(thresh)
             out[b][(out[b] == -1) & over] = -2
     return out
 
