@@ -29,7 +29,7 @@ from postprocess import detections  # noqa: E402
 from preprocess import IMAGE_EXTENSIONS, ImageReadError, Preprocessor, read_image  # noqa: E402,E501
 from visualize import draw_detections  # noqa: E402
 
-__all__ = ['BaseDetector', 'Detector', 'find_model_file', 'list_images', 'run', 'main']
+__all__ = ['BaseDetector', 'Detector', 'find_model_file', 'list_images', 'run', 'run_main', 'main']
 
 RUN_MODES = ('paddle', 'trt_fp32', 'trt_fp16')
 
@@ -366,17 +366,28 @@ def parse_args(argv=None):
     return args
 
 
+def run_main(args, build, errors, setting):
+    """A runner's ``main`` after its argument parsing: the images, the detector ``build(args)``
+    (an exception of a type in ``errors`` exits with ``error: <message>``), then ``run``.
+
+    Returns:
+        dict: ``run``'s ``{image path: [n, 6] detections}``.
+    """
+    try:
+        images = list_images(args.image_file, args.image_dir)
+        detector = build(args)
+    except errors as e:
+        sys.exit(f'error: {e}')
+    return run(detector, args, images, setting)
+
+
 def main(argv=None):
     """Returns ``{image path: [n, 6] detections}`` (every kept detection, unthresholded)."""
     args = parse_args(argv)
-    try:
-        images = list_images(args.image_file, args.image_dir)
-        detector = Detector(args.model_dir, args.device, args.run_mode, args.batch_size,
-                            args.cpu_threads, args.enable_mkldnn)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        sys.exit(f'error: {e}')
-    return run(detector, args, images,
-               f'run mode {args.run_mode}, device {args.device}')
+    return run_main(args, lambda a: Detector(a.model_dir, a.device, a.run_mode, a.batch_size,
+                                             a.cpu_threads, a.enable_mkldnn),
+                    (FileNotFoundError, ValueError, RuntimeError),
+                    f'run mode {args.run_mode}, device {args.device}')
 
 
 if __name__ == '__main__':

@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from infer import BaseDetector, add_run_args, check_run_args, list_images, run  # noqa: E402,E501
+from infer import BaseDetector, add_run_args, check_run_args, run_main  # noqa: E402
 
 __all__ = ['OnnxDetector', 'main']
 
@@ -101,12 +101,8 @@ def parse_args(argv=None):
 def main(argv=None):
     """Returns ``{image path: [n, 6] detections}`` (every kept detection, unthresholded)."""
     args = parse_args(argv)
-    try:
-        images = list_images(args.image_file, args.image_dir)
-        detector = OnnxDetector(args.onnx_file, args.infer_cfg, args.cpu_threads)
-    except (FileNotFoundError, ValueError, ImportError) as e:
-        sys.exit(f'error: {e}')
-    return run(detector, args, images, 'ONNX Runtime CPU')
+    return run_main(args, lambda a: OnnxDetector(a.onnx_file, a.infer_cfg, a.cpu_threads),
+                    (FileNotFoundError, ValueError, ImportError), 'ONNX Runtime CPU')
 
 
 if __name__ == '__main__':
