@@ -168,3 +168,21 @@ def check_batched_result(assigner, priors, batch, result, gt_index, pos_iou):
         np.testing.assert_array_equal(single.gt_index.numpy()[0], result.gt_index.numpy()[b])
         np.testing.assert_array_equal(single.assigned_scores.numpy()[0],
                                       result.assigned_scores.numpy()[b])
+
+
+def check_degenerate_batches(assigner, priors, batch):
+    """On the ``random_batch`` arrays ``batch``: no GT slot, every slot padded, and no prior give
+    every prior background (label C, zero scores) with the ``[B, L]`` shape."""
+    labels, boxes, mask, scores, pred = batch
+    num_images, num_priors = len(labels), priors.points.shape[0]
+    empty = assigner.assign(priors, *as_inputs(labels[:, :0], boxes[:, :0], mask[:, :0], scores,
+                                               pred))
+    assert empty.gt_index.shape == [num_images, num_priors]
+    assert (empty.gt_index.numpy() == BACKGROUND).all()
+    padded = assigner.assign(priors, *as_inputs(labels, boxes, mask * 0, scores, pred))
+    assert (padded.gt_index.numpy() == BACKGROUND).all()
+    assert (padded.assigned_labels.numpy() == assigner.num_classes).all()
+    assert (padded.assigned_scores.numpy() == 0).all()
+    zero = assigner.assign(no_priors(1), *as_inputs(labels, boxes, mask, scores[:, :0],
+                                                    pred[:, :0]))
+    assert zero.gt_index.shape == [num_images, 0]

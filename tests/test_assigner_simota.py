@@ -9,8 +9,8 @@ import numpy as np
 import paddle
 import pytest
 
-from assigner_cases import (as_inputs, bce, check_batched_result, dense_dynamic_k, host_copies,
-                            np_iou, one_image, random_batch)
+from assigner_cases import (as_inputs, bce, check_batched_result, check_degenerate_batches,
+                            dense_dynamic_k, host_copies, np_iou, one_image, random_batch)
 from ppdet_lite.modeling.assigners import (BACKGROUND, GTs, Preds, Priors, SimOTAAssigner,
                                            dynamic_k, grid_priors)
 
@@ -281,18 +281,8 @@ def test_host_synchronisations_per_call(monkeypatch, scope, syncs):
 def test_zero_gt_zero_priors_and_fully_padded_batches_are_background(scope):
     assigner = SimOTAAssigner(num_classes=3, candidate_scope=scope)
     priors = grid_priors([(8, 8), (4, 4)], [8, 16])
-    rng = np.random.default_rng(0)
-    labels, boxes, mask, scores, pred = random_batch(rng, priors, 2, 3, 3)
-    empty = assigner.assign(priors, *as_inputs(labels[:, :0], boxes[:, :0], mask[:, :0], scores,
-                                               pred))
-    assert empty.gt_index.shape == [2, 80] and (empty.gt_index.numpy() == BACKGROUND).all()
-    padded = assigner.assign(priors, *as_inputs(labels, boxes, mask * 0, scores, pred))
-    assert (padded.gt_index.numpy() == BACKGROUND).all()
-    assert (padded.assigned_labels.numpy() == 3).all()
-    assert (padded.assigned_scores.numpy() == 0).all()
-    none = Priors(paddle.zeros([0, 2]), paddle.zeros([0, 4]), paddle.zeros([0]), [0], [(0, 0)])
-    zero = assigner.assign(none, *as_inputs(labels, boxes, mask, scores[:, :0], pred[:, :0]))
-    assert zero.gt_index.shape == [2, 0]
+    batch = random_batch(np.random.default_rng(0), priors, 2, 3, 3)
+    check_degenerate_batches(assigner, priors, batch)
 
 
 @pytest.mark.parametrize('scope', ['gt', 'image'])
