@@ -80,6 +80,12 @@ def clamped_log(x):
     return paddle.clip(paddle.log(x), min=-LOG_CLAMP)
 
 
+def p2_log_q(p):
+    """``p**2 * clamped log(1 - p)`` = ``-BCE(p, 0) * |0 - p|**2``: a zero-target class's term of
+    the quality-weighted costs (SimOTA's varifocal form, DSL's soft-label form)."""
+    return clamped_log(1 - p) * (p * p)
+
+
 def lowest_keys_per_gt(keys, pair_gt, gt_start, gt_len, max_len, k):
     """The ``k`` smallest keys of every GT's pairs, ascending.
 

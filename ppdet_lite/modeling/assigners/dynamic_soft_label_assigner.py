@@ -5,7 +5,8 @@ import paddle
 
 from ppdet_lite.core.workspace import register
 from ..checks import check_choice, check_int, check_number
-from .dynamic_k import CANDIDATE_SCOPES, DynamicKAssigner, clamped_log, per_prior_sum
+from .dynamic_k import (CANDIDATE_SCOPES, DynamicKAssigner, clamped_log, p2_log_q,
+                        per_prior_sum)
 from .grid_candidates import fetch_sizes, grid_axes, index_range, list_pairs, rect_counts
 
 __all__ = ['DynamicSoftLabelAssigner']
@@ -119,7 +120,7 @@ class DynamicSoftLabelAssigner(DynamicKAssigner):
     def _background(self, scores):
         """``[N]`` sum over the classes of BCE(p_k, 0) * p_k**2 for ``scores [N, C]``: the part
         of the cost shared by every GT of a prior."""
-        return -per_prior_sum(scores, _p2_log_q)
+        return -per_prior_sum(scores, p2_log_q)
 
     def _cost(self, p, iou, background):
         """Cost from the GT class's probability ``p``, the IoU and the prior's ``_background``
@@ -130,8 +131,3 @@ class DynamicSoftLabelAssigner(DynamicKAssigner):
         soft = -(iou * log_p + (1 - iou) * log_q) * (gap * gap)
         cls = background + log_q * (p * p) + soft
         return cls - self.iou_factor * paddle.log(iou + IOU_COST_EPS)
-
-
-def _p2_log_q(p):
-    """p**2 * clamped log(1 - p) = -BCE(p, 0) * |0 - p|**2."""
-    return clamped_log(1 - p) * (p * p)

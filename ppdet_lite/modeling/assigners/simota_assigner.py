@@ -4,7 +4,8 @@ import paddle
 
 from ppdet_lite.core.workspace import register
 from ..checks import check_bool, check_choice, check_int, check_number
-from .dynamic_k import CANDIDATE_SCOPES, DynamicKAssigner, clamped_log, per_prior_sum
+from .dynamic_k import (CANDIDATE_SCOPES, DynamicKAssigner, clamped_log, p2_log_q,
+                        per_prior_sum)
 from .grid_candidates import fetch_sizes, grid_axes, index_range, list_pairs, rect_counts
 
 __all__ = ['SimOTAAssigner']
@@ -171,7 +172,7 @@ class SimOTAAssigner(DynamicKAssigner):
         classes: the part of the cost shared by every GT of a prior."""
         if self.use_vfl:
             # zero target: 0.75 * p**2 * BCE(p, 0)
-            return -VFL_ALPHA * per_prior_sum(scores, _p2_log_q)
+            return -VFL_ALPHA * per_prior_sum(scores, p2_log_q)
         # zero target: BCE(p, 0) = -log(1 - p)
         return -per_prior_sum(scores, lambda q: clamped_log(1 - q))
 
@@ -194,11 +195,6 @@ class SimOTAAssigner(DynamicKAssigner):
 def _planes(boxes):
     """``(x1, y1, x2, y2)`` planes ``[B, M, 1]`` of boxes ``[B, M, 4]``."""
     return [boxes[:, :, i:i + 1] for i in range(4)]
-
-
-def _p2_log_q(p):
-    """p**2 * clamped log(1 - p)."""
-    return clamped_log(1 - p) * (p * p)
 
 
 def _rect(axes, x_lo, x_hi, y_lo, y_hi):
