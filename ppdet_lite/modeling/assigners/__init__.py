@@ -5,7 +5,7 @@ batched over images with GT padded to ``n`` slots, without gradients.
 """
 
 from .base import (BACKGROUND, IGNORED, AssignResult, BaseAssigner, GTs, Preds, Priors,
-                   background_result, build_result, build_result_from_rows, grid_priors)
+                   background_result, build_result, grid_priors)
 from .conflicts import resolve_conflicts, resolve_conflicts_pairs
 from .ordering import arg_best, order_key, topk_lowest_index
 from .atss_assigner import ATSSAssigner
@@ -18,7 +18,7 @@ from .max_iou_assigner import MaxIoUAssigner
 from .samplers import BaseSampler, IoUBalancedNegSampler, OHEMSampler, RandomSampler
 
 __all__ = ['BACKGROUND', 'IGNORED', 'AssignResult', 'BaseAssigner', 'GTs', 'Preds', 'Priors',
-           'grid_priors', 'background_result', 'build_result', 'build_result_from_rows', 'resolve_conflicts',
+           'grid_priors', 'background_result', 'build_result', 'resolve_conflicts',
            'resolve_conflicts_pairs', 'arg_best', 'order_key', 'topk_lowest_index',
            'ATSSAssigner', 'TaskAlignedAssigner', 'FCOSAssigner', 'YOLOv3Assigner',
            'SimOTAAssigner', 'DynamicSoftLabelAssigner',

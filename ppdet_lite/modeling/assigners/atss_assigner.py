@@ -31,14 +31,13 @@ float32 operations, and the threshold is reduced from the same ``[B, n, K]`` lay
 implementations, so both compare the same numbers.
 """
 
-from collections import namedtuple
 
 import paddle
 
 from ppdet_lite.core.workspace import register
 from ..bbox_utils import batch_iou_planes, bbox_center, bbox_iou
 from ..checks import check_bool, check_choice, check_int, check_number, check_tensor
-from .base import BACKGROUND, BaseAssigner, GTs, background_result, build_result
+from .base import BACKGROUND, BaseAssigner, GTs, background_result, build_result, level_spans
 from .conflicts import resolve_conflicts, resolve_conflicts_pairs
 from .gt_check import check_gt_inputs, gt_probe
 from .ordering import arg_best, topk_lowest_index
@@ -159,15 +158,14 @@ class ATSSAssigner(BaseAssigner):
 
     def _assign(self, anchor_bboxes, num_anchors_list, level_shapes, gt_labels, gt_bboxes,
                 pad_gt_mask, bg_index, gt_scores, pred_bboxes):
-        self._check_inputs(anchor_bboxes, num_anchors_list, level_shapes, gt_labels, gt_bboxes,
-                           pad_gt_mask, gt_scores, pred_bboxes)
+        levels = self._check_inputs(anchor_bboxes, num_anchors_list, level_shapes, gt_labels,
+                                    gt_bboxes, pad_gt_mask, gt_scores, pred_bboxes)
         gts = GTs(gt_labels, gt_bboxes, pad_gt_mask, gt_scores)
         batch_size, num_gts = gt_bboxes.shape[:2]
         num_priors = anchor_bboxes.shape[0]
         if num_gts == 0 or num_priors == 0:
             return background_result(batch_size, num_priors, self.num_classes, gt_labels.dtype)
         centres = bbox_center(anchor_bboxes)
-        levels = _levels(num_anchors_list, level_shapes)
         real = pad_gt_mask.reshape([batch_size, num_gts]) > 0
         if self.impl == 'dense':
             gt_index = self._dense(anchor_bboxes, centres, levels, gt_bboxes, real)
@@ -184,21 +182,15 @@ class ATSSAssigner(BaseAssigner):
 
     def _check_inputs(self, anchor_bboxes, num_anchors_list, level_shapes, gt_labels, gt_bboxes,
                       pad_gt_mask, gt_scores, pred_bboxes):
-        """Static shape and dtype checks (no device work)."""
+        """Static shape and dtype checks (no device work); returns each level's ``LevelSpan``."""
         owner, sizes = type(self).__name__, {}
         check_tensor(owner, 'anchor_bboxes', anchor_bboxes, ['L', 4], sizes, dtypes=('float32',))
         check_gt_inputs(owner, gt_labels, gt_bboxes, pad_gt_mask, sizes, gt_scores)
         if pred_bboxes is not None:
             check_tensor(owner, 'pred_bboxes', pred_bboxes, ['B', 'L', 4], sizes,
                          dtypes=('float32',))
-        counts = [int(n) for n in num_anchors_list]
-        if anchor_bboxes.shape[0] >= 0 and sum(counts) != anchor_bboxes.shape[0]:
-            raise ValueError(f'{owner}: num_anchors_list {counts} sums to {sum(counts)} but '
-                             f'anchor_bboxes has {anchor_bboxes.shape[0]} anchors')
-        shapes = [(int(h), int(w)) for h, w in level_shapes]
-        if len(shapes) != len(counts) or any(h * w != n for (h, w), n in zip(shapes, counts)):
-            raise ValueError(f'{owner}: level_shapes {shapes} do not match num_anchors_list '
-                             f'{counts} (rows * cols must be each level\'s prior count)')
+        return level_spans(owner, num_anchors_list, level_shapes, anchor_bboxes.shape[0],
+                           priors_name='anchor_bboxes')
 
     # 1-4, dense: every (GT, prior) pair ---------------------------------------------------------
 
@@ -208,12 +200,12 @@ class ATSSAssigner(BaseAssigner):
         distances = squared_distance(bbox_center(gt_bboxes).unsqueeze(2),
                                      centres.reshape([1, 1, -1, 2]))
         candidates = []
-        for start, size, _, _ in levels:
-            k = min(self.topk, size)
+        for level in levels:
+            k = min(self.topk, level.size)
             if k > 0:
-                nearest = topk_lowest_index(distances[:, :, start:start + size], k, axis=-1,
-                                            largest=False)[1]
-                candidates.append(nearest + start)
+                nearest = topk_lowest_index(distances[:, :, level.start:level.start + level.size],
+                                            k, axis=-1, largest=False)[1]
+                candidates.append(nearest + level.start)
         candidates = paddle.concat(candidates, axis=-1)  # [B, n, K]
         ious = batch_iou_planes(gt_bboxes, anchor_bboxes.unsqueeze(0), ANCHOR_IOU_EPS)
         threshold = _threshold(paddle.take_along_axis(ious, candidates, axis=-1))
@@ -265,18 +257,6 @@ class ATSSAssigner(BaseAssigner):
                                            ANCHOR_IOU_EPS)
                 gt_index = paddle.scatter(gt_index, contested, winner)
         return gt_index.reshape([batch_size, num_priors])
-
-
-_Level = namedtuple('_Level', ['start', 'size', 'rows', 'cols'])
-_Level.__doc__ = """One FPN level: priors ``[start, start + size)`` on a ``rows x cols`` grid."""
-
-
-def _levels(num_anchors_list, level_shapes):
-    levels, start = [], 0
-    for count, (rows, cols) in zip(num_anchors_list, level_shapes):
-        levels.append(_Level(start, int(count), int(rows), int(cols)))
-        start += int(count)
-    return levels
 
 
 def _threshold(candidate_ious):

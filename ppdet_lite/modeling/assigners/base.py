@@ -23,8 +23,9 @@ import paddle.nn as nn
 
 from ..bbox_utils import generate_anchors_for_grid_cell
 
-__all__ = ['Priors', 'grid_priors', 'GTs', 'Preds', 'AssignResult', 'BaseAssigner', 'BACKGROUND', 'IGNORED',
-           'build_result', 'background_result', 'build_result_from_rows']
+__all__ = ['Priors', 'LevelSpan', 'level_spans', 'grid_priors', 'GTs', 'Preds', 'AssignResult',
+           'BaseAssigner', 'BACKGROUND', 'IGNORED',
+           'build_result', 'background_result']
 
 # gt_index values of priors without a GT.
 BACKGROUND = -1
@@ -46,26 +47,48 @@ class Priors(namedtuple('Priors', ['points', 'boxes', 'strides', 'num_anchors_li
     __slots__ = ()
 
     def level_spans(self, owner):
-        """``[(start, rows, cols)]`` of the levels, after checking ``num_anchors_list``,
-        ``level_shapes`` and ``L`` against each other.
+        """``level_spans`` of these priors (``LevelSpan`` per level), checked against ``L``."""
+        return level_spans(owner, self.num_anchors_list, self.level_shapes, self.points.shape[0],
+                           'priors.num_anchors_list', 'priors.level_shapes', 'priors.points')
 
-        Raises:
-            ValueError: naming ``owner``, when they disagree.
-        """
-        counts = [int(c) for c in self.num_anchors_list]
-        shapes = [(int(h), int(w)) for h, w in self.level_shapes]
-        if len(counts) != len(shapes) or any(c != h * w for c, (h, w) in zip(counts, shapes)):
-            raise ValueError(f'{owner}: priors.num_anchors_list {counts} does not match '
-                             f'priors.level_shapes {shapes} (rows * cols per level)')
-        num_priors = self.points.shape[0]
-        if num_priors >= 0 and sum(counts) != num_priors:
-            raise ValueError(f'{owner}: priors.num_anchors_list {counts} sums to {sum(counts)} '
-                             f'but priors.points has {num_priors} priors')
-        spans, start = [], 0
-        for rows, cols in shapes:
-            spans.append((start, rows, cols))
-            start += rows * cols
-        return spans
+
+class LevelSpan(namedtuple('LevelSpan', ['start', 'rows', 'cols'])):
+    """One FPN level: priors ``[start, start + size)`` on a row-major ``rows x cols`` grid."""
+    __slots__ = ()
+
+    @property
+    def size(self):
+        return self.rows * self.cols
+
+
+def level_spans(owner, num_anchors_list, level_shapes, num_priors,
+                counts_name='num_anchors_list', shapes_name='level_shapes', priors_name='priors'):
+    """Where each level's priors lie, after checking the level table against itself and ``L``.
+
+    Args:
+        owner (str): named in errors.
+        num_anchors_list (list[int]): priors per level.
+        level_shapes (list[(int, int)]): (rows, cols) per level.
+        num_priors (int): L (-1 when unknown: not checked).
+        counts_name, shapes_name, priors_name (str): how errors name the three inputs.
+    Returns:
+        list[LevelSpan].
+    Raises:
+        ValueError: the counts do not sum to L, or a level's rows * cols is not its count.
+    """
+    counts = [int(c) for c in num_anchors_list]
+    shapes = [(int(h), int(w)) for h, w in level_shapes]
+    if num_priors >= 0 and sum(counts) != num_priors:
+        raise ValueError(f'{owner}: {counts_name} {counts} sums to {sum(counts)} but '
+                         f'{priors_name} has {num_priors} priors')
+    if len(counts) != len(shapes) or any(c != h * w for c, (h, w) in zip(counts, shapes)):
+        raise ValueError(f'{owner}: {counts_name} {counts} does not match {shapes_name} '
+                         f'{shapes} (rows * cols per level)')
+    spans, start = [], 0
+    for rows, cols in shapes:
+        spans.append(LevelSpan(start, rows, cols))
+        start += rows * cols
+    return spans
 
 
 def grid_priors(level_shapes, fpn_strides, grid_cell_scale=5.0, grid_cell_offset=0.5):
@@ -203,29 +226,3 @@ def build_result(gt_index, gts, num_classes, pos_scores=None):
         paddle.zeros([batch_size, num_priors, num_classes], dtype='float32'),
         column.unsqueeze(-1), pos_scores.unsqueeze(-1), axis=2)
     return AssignResult(labels, bboxes, scores, gt_index, gt_index == IGNORED)
-
-
-def build_result_from_rows(assigned_gt, pos_score, gts, num_classes):
-    """``build_result`` for assigners that produce GT *rows* and positive-only scores.
-
-    Args:
-        assigned_gt (Tensor): ``[B * L]`` int64, GT row ``b * n + g`` of each prior, -1 for
-            background.
-        pos_score (Tensor|None): ``[P]`` float32 soft score of each positive prior, in the order of
-            ``paddle.nonzero(assigned_gt >= 0)``; None means ``gts.scores`` (or 1).
-        gts (GTs), num_classes (int): see ``build_result``.
-    Returns:
-        AssignResult.
-    """
-    batch_size, num_gts = gts.bboxes.shape[:2]
-    num_priors = assigned_gt.shape[0] // batch_size
-    is_pos = assigned_gt >= 0
-    gt_index = paddle.where(is_pos, assigned_gt % max(num_gts, 1), assigned_gt)
-    scores = None
-    if pos_score is not None:
-        pos_prior = paddle.nonzero(is_pos).flatten()
-        scores = paddle.zeros([assigned_gt.shape[0]], dtype='float32')
-        if pos_prior.shape[0] > 0:
-            scores = paddle.scatter(scores, pos_prior, pos_score.astype('float32'))
-        scores = scores.reshape([batch_size, num_priors])
-    return build_result(gt_index.reshape([batch_size, num_priors]), gts, num_classes, scores)

@@ -43,11 +43,9 @@ def grid_axes(priors):
     Raises:
         ValueError: ``level_shapes`` does not match ``num_anchors_list`` or the points.
     """
-    shapes = [(int(h), int(w)) for h, w in priors.level_shapes]
-    counts = [int(c) for c in priors.num_anchors_list]
-    if [h * w for h, w in shapes] != counts or sum(counts) != priors.points.shape[0]:
-        raise ValueError(f'Priors: level_shapes {shapes} must give num_anchors_list {counts} '
-                         f'(rows * cols per level) summing to the {priors.points.shape[0]} points')
+    spans = priors.level_spans('Priors')
+    shapes = [(span.rows, span.cols) for span in spans]
+    counts = [span.size for span in spans]
     width = max([w for _, w in shapes] + [1])
     height = max([h for h, _ in shapes] + [1])
     xs, ys, strides, start = [], [], [], 0

@@ -32,7 +32,7 @@ import paddle
 from ppdet_lite.core.workspace import register
 from ..bbox_utils import batch_iou_planes, bbox_center, bbox_iou
 from ..checks import check_bool, check_choice, check_int, check_number, check_tensor
-from .base import BaseAssigner, GTs, background_result, build_result
+from .base import BaseAssigner, GTs, background_result, build_result, level_spans
 from .conflicts import resolve_conflicts, resolve_conflicts_pairs
 from .gt_check import check_gt_inputs, gt_probe, raise_for_probe
 from .ordering import monotone_bits, topk_lowest_index
@@ -178,14 +178,8 @@ class TaskAlignedAssigner(BaseAssigner):
         check_tensor(owner, 'pred_bboxes', pred_bboxes, ['B', 'L', 4], sizes, dtypes=('float32',))
         check_tensor(owner, 'anchor_points', anchor_points, ['L', 2], sizes, dtypes=('float32',))
         check_gt_inputs(owner, gt_labels, gt_bboxes, pad_gt_mask, sizes)
-        counts = [int(n) for n in num_anchors_list]
-        if anchor_points.shape[0] >= 0 and sum(counts) != anchor_points.shape[0]:
-            raise ValueError(f'{owner}: num_anchors_list {counts} sums to {sum(counts)} but '
-                             f'anchor_points has {anchor_points.shape[0]} anchors')
-        shapes = [(int(h), int(w)) for h, w in level_shapes]
-        if len(shapes) != len(counts) or any(h * w != n for (h, w), n in zip(shapes, counts)):
-            raise ValueError(f'{owner}: level_shapes {shapes} do not match num_anchors_list '
-                             f'{counts} (rows * cols must be each level\'s prior count)')
+        level_spans(owner, num_anchors_list, level_shapes, anchor_points.shape[0],
+                    priors_name='anchor_points')
 
     def _metric(self, score, iou):
         """Step 2: ``t = s ** alpha * u ** beta``."""
